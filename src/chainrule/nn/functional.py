@@ -154,3 +154,216 @@ def soft_target_cross_entropy_backward(probs: np.ndarray, targets: np.ndarray) -
     """dL/dz = (p * sum_c t_c - t) / N; with rows of t summing to 1 this is (p - t) / N."""
     n = probs.shape[0]
     return (probs * targets.sum(axis=1, keepdims=True) - targets) / n
+
+
+# --------------------------------------------------------------------------------------------------
+# Elementwise activations. Derivatives are taken from the output y where it determines them.
+
+
+def leaky_relu_forward(x: np.ndarray, negative_slope: float, out: np.ndarray | None = None) -> np.ndarray:
+    """y = x if x > 0 else negative_slope * x  (negative_slope >= 0)."""
+    out = np.multiply(x, negative_slope, out=out)
+    return np.maximum(x, out, out=out)  # max(x, a x) = leaky relu for 0 <= a <= 1
+
+
+def leaky_relu_backward(
+    grad_y: np.ndarray, y: np.ndarray, negative_slope: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """dL/dx = g * (1 if y > 0 else negative_slope); y > 0 <=> x > 0 for a slope >= 0."""
+    slope = np.where(y > 0, 1.0, negative_slope).astype(y.dtype, copy=False)
+    return np.multiply(grad_y, slope, out=out)
+
+
+def elu_forward(x: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
+    """y = x if x > 0 else alpha * (exp(x) - 1)."""
+    out = np.minimum(x, 0, out=out)  # exp only of the non-positive part: no overflow
+    np.expm1(out, out=out)
+    out *= alpha
+    np.copyto(out, x, where=x > 0)
+    return out
+
+
+def elu_backward(
+    grad_y: np.ndarray, y: np.ndarray, alpha: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """dL/dx = g * (1 if y > 0 else y + alpha);  for x <= 0: d/dx alpha (e^x - 1) = alpha e^x = y + alpha."""
+    d = y + alpha
+    np.copyto(d, 1, where=y > 0)
+    return np.multiply(grad_y, d, out=out)
+
+
+def sigmoid_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """y = 1 / (1 + exp(-x)), computed from e = exp(-|x|) so it never overflows:
+    y = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0."""
+    e = np.exp(-np.abs(x))
+    out = np.divide(1.0, 1.0 + e, out=out)
+    neg = x < 0
+    out[neg] *= e[neg]
+    return out
+
+
+def sigmoid_backward(grad_y: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dL/dx = g * y (1 - y)."""
+    out = np.subtract(1.0, y, out=out)
+    out *= y
+    out *= grad_y
+    return out
+
+
+def tanh_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.tanh(x, out=out)
+
+
+def tanh_backward(grad_y: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dL/dx = g * (1 - y^2)."""
+    out = np.multiply(y, y, out=out)
+    np.subtract(1.0, out, out=out)
+    out *= grad_y
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Softmax as a module: the backward is the batched Jacobian-vector product.
+
+
+def softmax_backward(grad_y: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dL/dz = g (diag(y) - y y^T) per row = y * (g - <g, y>), without forming the (N, C, C) Jacobian.
+
+    Shapes: g (N, C), y (N, C) -> (N, C).
+    """
+    out = np.multiply(grad_y, y, out=out)
+    dot = out.sum(axis=-1, keepdims=True)  # (N, 1): <g_n, y_n>
+    np.subtract(grad_y, dot, out=out)
+    out *= y
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Cross-entropy on probabilities: L = -(1/N) sum_n sum_c t_nc log x_nc,  dL/dx = -t / (N x)
+
+
+def cross_entropy_forward(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy of target distributions (N, C) under probabilities (N, C)."""
+    n = probs.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logp = np.log(probs)
+    # 0 * log(x) counts as 0 (a class with no target mass contributes nothing)
+    terms = np.where(targets != 0, targets * logp, 0.0)
+    return float(-terms.sum(dtype=np.float64) / n)
+
+
+def cross_entropy_backward(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """dL/dx = -t / (N x), elementwise."""
+    n = probs.shape[0]
+    g = np.divide(targets, probs, dtype=probs.dtype)
+    g *= -1.0 / n
+    return g
+
+
+# --------------------------------------------------------------------------------------------------
+# Inverted dropout: y = x * m / (1 - p) with m ~ Bernoulli(1 - p); dL/dx = g * m / (1 - p).
+
+
+def dropout_mask(
+    rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype: np.dtype, out: np.ndarray | None = None
+) -> np.ndarray:
+    """A mask with entries 0 (probability p) or 1/(1-p) (probability 1-p)."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        out = np.empty(shape, dtype)
+    if p >= 1.0:
+        out.fill(0)
+        return out
+    rng.random(dtype=dtype, out=out)  # uniform [0, 1)
+    np.greater_equal(out, p, out=out)  # keep with probability 1 - p
+    out *= 1.0 / (1.0 - p)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# BatchNorm1d over the batch axis (seeds 000/001):
+#   mu = mean_s x_s, var = mean_s (x_s - mu)^2, xhat = (x - mu) / sqrt(var + eps), y = gamma xhat + beta
+#   dL/dgamma = sum_s g_s xhat_s,  dL/dbeta = sum_s g_s,
+#   dL/dx = gamma / sqrt(var + eps) * (g - mean_s g_s - xhat * mean_s(g_s xhat_s))
+
+
+def batchnorm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    eps: float,
+    xhat_out: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training-mode batch norm. Shapes: x (N, D), gamma/beta (D,).
+
+    Returns (y, xhat, inv_std, mean, biased var); xhat and inv_std are what the backward needs.
+    """
+    mean = x.mean(axis=0)  # (D,)
+    xhat = np.subtract(x, mean, out=xhat_out)  # (N, D): centred
+    var = np.einsum("nd,nd->d", xhat, xhat) / x.shape[0]  # (D,) biased variance
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat *= inv_std
+    if gamma is not None:
+        y = np.multiply(xhat, gamma, out=out)
+    elif out is not None:
+        np.copyto(out, xhat)
+        y = out
+    else:
+        y = xhat.copy()
+    if beta is not None:
+        y += beta
+    return y, xhat, inv_std.astype(x.dtype, copy=False), mean, var
+
+
+def batchnorm_backward(
+    grad_y: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray | None,
+    grad_gamma: np.ndarray | None,
+    grad_beta: np.ndarray | None,
+    input_grad: bool = True,
+    out: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Training-mode batch-norm backward (batch statistics depend on x). Writes grad_gamma/grad_beta.
+
+    Shapes: g (N, D), xhat (N, D), inv_std (D,) -> dL/dx (N, D).
+    """
+    n = grad_y.shape[0]
+    sum_g = grad_y.sum(axis=0)  # (D,)
+    sum_gx = np.einsum("nd,nd->d", grad_y, xhat)  # (D,)
+    if grad_gamma is not None:
+        grad_gamma[...] = sum_gx
+    if grad_beta is not None:
+        grad_beta[...] = sum_g
+    if not input_grad:
+        return None
+    scale = inv_std if gamma is None else gamma * inv_std  # (D,)
+    out = np.multiply(xhat, sum_gx / n, out=out)  # xhat * mean(g xhat)
+    np.subtract(grad_y, out, out=out)
+    out -= sum_g / n
+    out *= scale
+    return out
+
+
+def batchnorm_eval_backward(
+    grad_y: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray | None,
+    grad_gamma: np.ndarray | None,
+    grad_beta: np.ndarray | None,
+    input_grad: bool = True,
+    out: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Eval-mode backward: the running statistics are constants, so
+    dL/dx = g * gamma / sqrt(running_var + eps)."""
+    if grad_gamma is not None:
+        grad_gamma[...] = np.einsum("nd,nd->d", grad_y, xhat)
+    if grad_beta is not None:
+        grad_beta[...] = grad_y.sum(axis=0)
+    if not input_grad:
+        return None
+    scale = inv_std if gamma is None else gamma * inv_std
+    return np.multiply(grad_y, scale, out=out)

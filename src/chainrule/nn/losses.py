@@ -95,3 +95,69 @@ class SoftmaxCrossEntropy(Loss):
     def probs(self) -> np.ndarray | None:
         """Softmax probabilities of the last forward (for accuracy without another pass)."""
         return self._probs
+
+
+class CrossEntropy(Loss):
+    """Cross-entropy on *probabilities* (the output of a `Softmax` module), as in the seeds:
+
+    L = -(1/N) sum_n sum_c t_nc log x_nc;   dL/dx = -t / (N x)   (elementwise).
+
+    Use it to follow the seeds' modular derivation (Softmax backward then applies
+    diag(y) - y y^T); for training prefer the fused `SoftmaxCrossEntropy` on logits, which is
+    faster and stays finite where a probability underflows to 0.
+
+    Shape:
+        probs (N, C), every entry in (0, 1] and rows summing to 1 (within 1e-3);
+        target: integer labels (N,) or target distributions (N, C).
+    """
+
+    row_sum_tol = 1e-3
+
+    def __init__(self) -> None:
+        self._probs: np.ndarray | None = None
+        self._t: np.ndarray | None = None
+
+    def forward(self, probs: np.ndarray, target: np.ndarray) -> float:
+        where = "CrossEntropy"
+        F.check_float(probs, where)
+        if probs.ndim != 2:
+            raise ValueError(f"{where}: probabilities must be (N, C), got shape {probs.shape}")
+        n, c = probs.shape
+        finite = np.isfinite(probs)
+        if not finite.all():
+            idx = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise FloatingPointError(f"{where}: probabilities contain {probs[idx]} at index {idx}")
+        lo = probs.min()
+        if lo <= 0:
+            idx = tuple(int(i) for i in np.unravel_index(int(np.argmin(probs)), probs.shape))
+            raise ValueError(
+                f"{where}: probabilities must be > 0 (log of {lo} at index {idx}); "
+                "use SoftmaxCrossEntropy on logits, which is stable where a probability underflows"
+            )
+        sums = probs.sum(axis=1, dtype=np.float64)
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        if probs.max() > 1.0 + self.row_sum_tol or abs(sums[worst] - 1.0) > self.row_sum_tol:
+            raise ValueError(
+                f"{where}: input does not look like probabilities: row {worst} sums to {sums[worst]:.6g} "
+                f"(max entry {probs.max():.6g}); pass softmax outputs, or use SoftmaxCrossEntropy on logits"
+            )
+        target = np.asarray(target)
+        if target.ndim == 2:
+            if target.shape != probs.shape:
+                raise ValueError(f"{where}: targets {target.shape} do not match probabilities {probs.shape}")
+            if target.dtype.kind not in "fiub":
+                raise TypeError(f"{where}: target distributions must be numeric, got dtype {target.dtype}")
+            t = target.astype(probs.dtype, copy=False)
+        else:
+            labels = check_labels(target, n, c, where)
+            t = np.zeros_like(probs)
+            t[np.arange(n), labels] = 1
+        loss = F.cross_entropy_forward(probs, t)
+        check_finite_loss(loss, {"targets": t}, where)
+        self._probs, self._t = probs, t
+        return loss
+
+    def backward(self) -> np.ndarray:
+        if self._probs is None or self._t is None:
+            raise RuntimeError("CrossEntropy.backward called before forward")
+        return F.cross_entropy_backward(self._probs, self._t)
