@@ -1,0 +1,45 @@
+"""Optimizers (in-place updates of `Param.data`, PyTorch's conventions) and learning-rate schedules."""
+
+from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop, make_optimizer
+from .schedules import (
+    SCHEDULES,
+    Constant,
+    Cosine,
+    Exponential,
+    InverseScaling,
+    LossRatio,
+    ReduceOnPlateau,
+    Schedule,
+    StepDecay,
+    constant,
+    cosine,
+    exponential,
+    inverse_scaling,
+    make_schedule,
+    step_decay,
+)
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Constant",
+    "Cosine",
+    "Exponential",
+    "InverseScaling",
+    "LossRatio",
+    "Optimizer",
+    "RMSprop",
+    "ReduceOnPlateau",
+    "Schedule",
+    "StepDecay",
+    "constant",
+    "cosine",
+    "exponential",
+    "inverse_scaling",
+    "make_optimizer",
+    "make_schedule",
+    "step_decay",
+]
