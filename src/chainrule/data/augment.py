@@ -1,0 +1,48 @@
+"""Vectorized CIFAR-style augmentation on (N, C, H, W) batches (no per-sample Python loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def random_crop(x: np.ndarray, padding: int = 4, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Zero-pad each image by `padding` on every side, then cut a random H x W window per image.
+
+    Implementation: pad once, view all (2p+1)^2 windows with `sliding_window_view`, and gather
+    one window per sample with a single fancy index.
+
+    Shape: (N, C, H, W) -> (N, C, H, W), new array.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"random_crop: expected (N, C, H, W), got shape {x.shape}")
+    if padding < 0:
+        raise ValueError(f"random_crop: padding must be >= 0, got {padding}")
+    if padding == 0:
+        return x.copy()
+    n, _, h, w = x.shape
+    g = _rng(rng)
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
+    dy = g.integers(0, 2 * padding + 1, size=n)
+    dx = g.integers(0, 2 * padding + 1, size=n)
+    return windows[np.arange(n), :, dy, dx]  # advanced indices first: (N, C, H, W)
+
+
+def random_flip(x: np.ndarray, rng: np.random.Generator | int | None = None, p: float = 0.5) -> np.ndarray:
+    """Mirror each image left-right with probability `p`.
+
+    Shape: (N, C, H, W) -> (N, C, H, W), new array.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"random_flip: expected (N, C, H, W), got shape {x.shape}")
+    flip = _rng(rng).random(len(x)) < p
+    out = x.copy()
+    out[flip] = x[flip, :, :, ::-1]
+    return out

@@ -1,0 +1,202 @@
+"""Preprocessing: scale, standardize (training statistics only), flatten, one-hot, split, read one image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataFormatError
+
+_CHUNK = 8192  # samples per chunk when reducing float arrays in float64
+
+
+def to_float(x: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """uint8 pixels -> floats in [0, 1] (x / 255); float input is only cast to `dtype`.
+
+    Shape: any -> same.
+    """
+    x = np.asarray(x)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"to_float: dtype must be a float type, got {dtype}")
+    if x.dtype == np.uint8:
+        out = np.empty(x.shape, dtype)
+        np.multiply(x, dtype.type(1.0 / 255.0), out=out, casting="unsafe")
+        return out
+    if x.dtype.kind == "f":
+        return x.astype(dtype, copy=False)
+    raise ValueError(f"to_float: expected uint8 or float images, got {x.dtype}")
+
+
+def _stats(x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std in float64, in [0, 1] units for uint8; per channel (axis 1) for (N, C, H, W)."""
+    chans = per_channel and x.ndim == 4
+    groups = [x[:, c] for c in range(x.shape[1])] if chans else [x]
+    means, stds = [], []
+    for g in groups:
+        if g.dtype == np.uint8:  # exact, via a histogram of the 256 values
+            counts = np.bincount(np.ravel(g), minlength=256).astype(np.float64)
+            v = np.arange(256) / 255.0
+            n = counts.sum()
+            m = counts @ v / n
+            var = counts @ (v - m) ** 2 / n
+        else:
+            flat = g.reshape(len(g), -1)
+            n = flat.size
+            m = (
+                sum(float(flat[i : i + _CHUNK].sum(dtype=np.float64)) for i in range(0, len(flat), _CHUNK))
+                / n
+            )
+            var = (
+                sum(
+                    float(np.square(flat[i : i + _CHUNK].astype(np.float64) - m).sum())
+                    for i in range(0, len(flat), _CHUNK)
+                )
+                / n
+            )
+        means.append(m)
+        stds.append(np.sqrt(var))
+    return np.array(means), np.array(stds)
+
+
+def standardize(
+    x_train: np.ndarray,
+    *others: np.ndarray,
+    per_channel: bool = True,
+    dtype: Any = np.float32,
+    eps: float = 1e-8,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]:
+    """Standardize with statistics of the training split only: x' = (x/255 - mean) / std.
+
+    Args:
+        x_train: training images, uint8 (scaled to [0, 1] first) or float.
+        *others: validation/test arrays, transformed with the *training* mean and std.
+        per_channel: one mean/std per channel for (N, C, H, W) input (else one scalar; 2-D input
+            always uses one scalar).
+        dtype: output float type.
+        eps: a std below this is treated as 1 (a constant channel is only centred).
+    Returns:
+        ((x_train', *others'), (mean, std)): mean and std are float64 arrays of shape (C,)
+        (per channel) or (1,), in the units of `to_float(x)`.
+    Shape:
+        each array keeps its shape.
+    """
+    x_train = np.asarray(x_train)
+    mean, std = _stats(x_train, per_channel)
+    std = np.where(std < eps, 1.0, std)
+    dtype = np.dtype(dtype)
+    outs = []
+    for x in (x_train, *others):
+        x = np.asarray(x)
+        if x.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"standardize: array of shape {x.shape} does not match training {x_train.shape}")
+        scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+        if len(mean) > 1:
+            bshape = (1, len(mean)) + (1,) * (x.ndim - 2)
+            a = (scale / std).reshape(bshape).astype(dtype)
+            b = (-mean / std).reshape(bshape).astype(dtype)
+        else:
+            a, b = dtype.type(scale / std[0]), dtype.type(-mean[0] / std[0])
+        out = np.empty(x.shape, dtype)
+        np.multiply(x, a, out=out, casting="unsafe")  # x' = x * scale/std - mean/std
+        out += b
+        outs.append(out)
+    return tuple(outs), (mean, std)
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N, C*H*W); a view when `x` is contiguous."""
+    x = np.asarray(x)
+    if x.ndim < 1:
+        raise ValueError("flatten: needs at least one (batch) dimension")
+    return x.reshape(len(x), -1)
+
+
+def one_hot(y: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """Integer labels (N,) -> one-hot rows (N, num_classes)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"one_hot: labels must be integers of shape (N,), got {y.dtype} {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"one_hot: labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    out = np.zeros((len(y), num_classes), dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def train_val_split(
+    x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded (stratified) split into training and validation parts.
+
+    With `stratify`, each class gives the same fraction to validation (largest-remainder
+    rounding, so the validation size is round(val_fraction * N) exactly). Both parts keep the
+    original order of the samples.
+
+    Returns:
+        x_train, y_train, x_val, y_val.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"train_val_split: {len(x)} images but {len(y)} labels")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"train_val_split: val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    n_val = int(round(val_fraction * len(y)))
+    if stratify:
+        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        quota = val_fraction * counts
+        take = np.floor(quota).astype(int)
+        extra = n_val - take.sum()
+        if extra > 0:  # largest remainders first (ties broken by the seeded rng)
+            order = np.lexsort((rng.random(len(classes)), -(quota - take)))
+            take[order[:extra]] += 1
+        val_idx = []
+        for k in range(len(classes)):  # loop over classes, not samples
+            members = np.flatnonzero(inverse == k)
+            val_idx.append(rng.choice(members, size=take[k], replace=False))
+        val = np.sort(np.concatenate(val_idx)) if val_idx else np.empty(0, int)
+    else:
+        val = np.sort(rng.permutation(len(y))[:n_val])
+    mask = np.ones(len(y), bool)
+    mask[val] = False
+    train = np.flatnonzero(mask)
+    return x[train], y[train], x[val], y[val]
+
+
+def read_image(path: str | os.PathLike[str], shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Read a PNG/JPEG as uint8 (C, H, W), converted to `shape`'s channel count and size.
+
+    Args:
+        path: image file.
+        shape: (C, H, W) of the model's input, C in {1, 3}; None keeps the image's own size and
+            uses 1 channel for grayscale, 3 otherwise. Resizing is bilinear; no inversion or
+            centring is done (MNIST digits are white on black).
+    Raises:
+        FileNotFoundError: no such file. DataFormatError: not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if shape is None:
+                mode = "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
+                size = im.size
+            else:
+                if len(shape) != 3 or shape[0] not in (1, 3):
+                    raise ValueError(f"read_image: shape must be (C, H, W) with C in (1, 3), got {shape}")
+                mode, size = ("L" if shape[0] == 1 else "RGB"), (int(shape[2]), int(shape[1]))
+            im2 = im.convert(mode)
+            if im2.size != size:
+                im2 = im2.resize(size, Image.Resampling.BILINEAR)
+            arr = np.asarray(im2, np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataFormatError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
