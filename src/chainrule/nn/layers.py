@@ -105,4 +105,6 @@ class ReLU(Module):
         y = self._y
         if y is None:
             raise RuntimeError("ReLU.backward called before forward")
+        if grad_out.shape != y.shape:
+            raise ValueError(f"ReLU.backward: grad_out has shape {grad_out.shape}, expected {y.shape}")
         return F.relu_backward(grad_out, y, out=self._buffer("gx", y.shape, y.dtype))
