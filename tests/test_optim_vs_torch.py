@@ -13,7 +13,7 @@ from chainrule.nn import Linear, Param
 from chainrule.optim import SGD, Adam, AdamW, RMSprop, make_optimizer
 
 SHAPES = [(3, 4), (5,), (2, 3, 2), (1, 1)]
-STEPS = 25
+STEPS = 20
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,11 @@ the seed-002 loss-ratio rule, ReduceOnPlateau against PyTorch, and resume of the
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -88,10 +90,23 @@ def test_schedules_match_torch_schedulers(torch):
     assert max(abs(ours(t) - r) / r for t, r in enumerate(ref)) < 1e-12
 
 
+def _sklearn_stochastic_optimizers():
+    """scikit-learn's `_stochastic_optimizers.py`, loaded on its own: it imports only NumPy, while
+    importing it through `sklearn.neural_network` costs seconds (SciPy and the whole MLP module)."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-learn is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "neural_network" / "_stochastic_optimizers.py"
+    mod_spec = importlib.util.spec_from_file_location("_sk_stochastic_optimizers", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
 def test_inverse_scaling_is_sklearns_invscaling():
     s = inverse_scaling(0.4, power_t=0.5)
     assert s(0) == 0.4 and s(3) == pytest.approx(0.2) and s(99) == pytest.approx(0.04)
-    opt_mod = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    opt_mod = _sklearn_stochastic_optimizers()
     sk = opt_mod.SGDOptimizer([], learning_rate_init=0.4, lr_schedule="invscaling", power_t=0.3)
     ours = inverse_scaling(0.4, power_t=0.3)
     for t in (0, 1, 7, 6000, 123456):

@@ -278,6 +278,24 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self._init_state()
 
+    def step(self) -> None:
+        """Apply one update. The common case (momentum, no dampening, Nesterov or weight decay)
+        runs a tight loop: v *= mu; v += g; p -= lr * v (4 in-place passes, no allocation)."""
+        plain_momentum = self.momentum and not (self.nesterov or self.dampening or self.weight_decay)
+        if not plain_momentum or self.step_count == 0:
+            super().step()
+            return
+        self.step_count += 1
+        lr, mu = self._lr, self.momentum
+        for p, v, (tmp,) in zip(self.params, self.state["momentum_buffer"], self._scratch, strict=True):
+            g = p.grad
+            if g.shape != v.shape:
+                raise ValueError(f"{p!r} has a gradient of shape {g.shape}, expected {v.shape}")
+            v *= mu
+            v += g
+            np.multiply(v, lr, out=tmp)
+            p.data -= tmp
+
     def _update(self, i: int, p: Param, g: np.ndarray) -> None:
         tmp = self._scratch[i][0]
         g = self._decayed_grad(p, g, self.weight_decay, tmp)  # g is p.grad (read only) or tmp
