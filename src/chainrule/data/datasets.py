@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,14 +147,6 @@ def _decode_idx(spec: DatasetSpec, files: dict[str, Path]) -> dict:
     for other, sums in LABEL_MD5.items():
         if other != spec.name and payload_md5["y_train"] in sums:
             raise DataFormatError(f"{files['y_train']}: these are the {other} labels, not {spec.name}")
-    expected = {role: spec.downloads.get(IDX_FILES[role] + ".gz") for role in IDX_FILES}
-    for role, md5 in payload_md5.items():
-        if expected[role] and md5 != expected[role]:
-            warnings.warn(
-                f"{files[role]}: payload md5 {md5} differs from the canonical {spec.name} "
-                f"{expected[role]}; loading it anyway",
-                stacklevel=3,
-            )
     out = {}
     for split in ("train", "test"):
         xp, yp = files[f"x_{split}"], files[f"y_{split}"]
