@@ -239,3 +239,20 @@ def test_no_pickle_needed(saved: Path) -> None:
     """The file loads with allow_pickle=False: a model file cannot run code."""
     with np.load(saved, allow_pickle=False) as z:
         assert "__chainrule__" in z.files and z["__chainrule__"].dtype.kind == "U"
+
+
+def test_dropout_rng_states_for_checkpoints() -> None:
+    """A resumed run can restore the Dropout mask generators and draw the same masks."""
+    from chainrule.nn.dropout import rng_states, set_rng_states
+
+    model = nn.MLP(4, [8, 8], 2, dropout=0.5, dtype=np.float64, seed=0)
+    x = np.ones((5, 4))
+    model.forward(x)
+    states = json.loads(json.dumps(rng_states(model)))  # JSON-able
+    assert len(states) == 2
+    expected = model.forward(x)
+    twin = nn.MLP(**model.config())
+    set_rng_states(twin, states)
+    np.testing.assert_array_equal(twin.forward(x), expected)
+    with pytest.raises(ValueError, match="2 states for a model with 0 Dropout layers"):
+        set_rng_states(nn.MLP(4, [8], 2), states)

@@ -62,3 +62,25 @@ class Dropout(Module):
         if grad_out.shape != mask.shape:
             raise ValueError(f"Dropout.backward: grad_out has shape {grad_out.shape}, expected {mask.shape}")
         return np.multiply(grad_out, mask, out=self._buffer("gx", mask.shape, mask.dtype))
+
+
+def _dropouts(model: Module) -> list[Dropout]:
+    found: list[Dropout] = [model] if isinstance(model, Dropout) else []
+    for child in model.children():
+        found.extend(_dropouts(child))
+    return found
+
+
+def rng_states(model: Module) -> list[dict[str, Any]]:
+    """The mask generators' states of every Dropout in `model` (depth-first order), as JSON-able
+    dicts: save them in a checkpoint so a resumed run draws the same masks."""
+    return [m.rng.bit_generator.state for m in _dropouts(model)]
+
+
+def set_rng_states(model: Module, states: list[dict[str, Any]]) -> None:
+    """Restore states from `rng_states` (the model must have the same Dropout layers)."""
+    drops = _dropouts(model)
+    if len(states) != len(drops):
+        raise ValueError(f"set_rng_states: {len(states)} states for a model with {len(drops)} Dropout layers")
+    for m, s in zip(drops, states, strict=True):
+        m.rng.bit_generator.state = s
