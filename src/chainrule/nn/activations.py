@@ -96,7 +96,7 @@ class ELU(_Elementwise):
 
 
 class Sigmoid(_Elementwise):
-    """y = 1 / (1 + exp(-x)) (overflow-free); dy/dx = y (1 - y).  Shape: any -> same."""
+    """y = 1 / (1 + exp(-x)) (accurate for any x); dy/dx = y (1 - y).  Shape: any -> same."""
 
     def _fwd(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         return F.sigmoid_forward(x, out=out)
