@@ -123,7 +123,9 @@ def test_not_found_says_where_and_what(tmp_path):
 def test_missing_one_file_names_it(tmp_path):
     write_idx_dataset(tmp_path / "mnist")
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data.DataFormatError, match="t10k-labels-idx1-ubyte"):
+    with pytest.raises(
+        data.DatasetNotFoundError, match=r"only part of mnist: missing t10k-labels-idx1-ubyte"
+    ):
         data.load("mnist", root=tmp_path)
 
 

@@ -81,23 +81,25 @@ def _candidates(spec: DatasetSpec, roots: list[Path]) -> list[Path]:
 
 
 def _find_idx(spec: DatasetSpec, roots: list[Path]) -> dict[str, Path] | None:
-    partial: tuple[Path, list[str]] | None = None
     for d in _candidates(spec, roots):
-        found, missing = {}, []
+        found = {}
         for role, fname in IDX_FILES.items():
             p = next((d / n for n in (fname, fname + ".gz") if (d / n).is_file()), None)
-            if p is None:
-                missing.append(fname + "[.gz]")
-            else:
+            if p is not None:
                 found[role] = p
-        if not missing:
+        if len(found) == len(IDX_FILES):
             return found
-        if found and partial is None:
-            partial = (d, missing)
-    if partial is not None:
-        d, missing = partial
-        raise DataFormatError(f"{d}: {spec.name} is incomplete, missing file(s) {', '.join(missing)}")
     return None
+
+
+def _partial_idx(spec: DatasetSpec, roots: list[Path]) -> str:
+    """A note on a folder holding some but not all of the IDX files (for the error message)."""
+    for d in _candidates(spec, roots):
+        have = [f for f in IDX_FILES.values() if (d / f).is_file() or (d / (f + ".gz")).is_file()]
+        if have:
+            missing = [f + "[.gz]" for f in IDX_FILES.values() if f not in have]
+            return f"{d} holds only part of {spec.name}: missing {', '.join(missing)}.\n"
+    return ""
 
 
 CIFAR_SOURCES = (
@@ -130,8 +132,9 @@ def _not_found(spec: DatasetSpec, roots: list[Path]) -> DatasetNotFoundError:
             "(or cifar-10-batches-bin/), or an image tree train/<class>/*.png|jpg (folder or .tar.gz)"
         )
     first = roots[0] / spec.folders[0]
+    partial = _partial_idx(spec, roots) if spec.kind == "idx" else ""
     return DatasetNotFoundError(
-        f"{spec.name} not found. Looked in:\n  {where}\nPut {what} in one of these folders (e.g. "
+        f"{partial}{spec.name} not found. Looked in:\n  {where}\nPut {what} in one of these folders (e.g. "
         f"{first}), set CHAINRULE_DATA to the folder holding them, or call "
         f"load({spec.name!r}, download=True) on a machine with internet access."
     )

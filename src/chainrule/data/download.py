@@ -47,11 +47,17 @@ class _Progress:
         self.stream.flush()
 
 
-def payload_md5(path: str | os.PathLike[str]) -> str:
-    """md5 of the file, or of its decompressed content for a `.gz` that is not a `.tar.gz`."""
+def _is_payload_gz(name: str) -> bool:
+    return name.endswith(".gz") and not name.endswith(".tar.gz")
+
+
+def payload_md5(path: str | os.PathLike[str], gz: bool | None = None) -> str:
+    """md5 of the file, or of its decompressed content for a `.gz` that is not a `.tar.gz`
+    (`gz` overrides the decision by name)."""
     path = Path(path)
     h = hashlib.md5()
-    gz = path.name.endswith(".gz") and not path.name.endswith(".tar.gz")
+    if gz is None:
+        gz = _is_payload_gz(path.name)
     try:
         with gzip.open(path, "rb") if gz else open(path, "rb") as f:
             while block := f.read(1 << 20):
@@ -103,7 +109,7 @@ def download_url(
         if total is not None and done != total:
             raise DownloadError(f"downloading {url}: got {done} of {total} bytes (transfer cut off)")
         if md5 is not None:
-            got = payload_md5(tmp)
+            got = payload_md5(tmp, gz=_is_payload_gz(dest.name))
             if got != md5:
                 raise DownloadError(f"downloading {url}: md5 {got} does not match the expected {md5}")
         os.replace(tmp, dest)

@@ -78,9 +78,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
             f"{got} data bytes ({'truncated' if got < expected else 'trailing data'})"
         )
     arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
-    if dtype.byteorder == ">":
-        arr = arr.astype(dtype.newbyteorder("="))
-    return arr
+    return arr.astype(dtype.newbyteorder("="))  # a writable, native-endian copy
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

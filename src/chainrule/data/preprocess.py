@@ -10,8 +10,6 @@ import numpy as np
 
 from .errors import DataFormatError
 
-_CHUNK = 8192  # samples per chunk when reducing float arrays in float64
-
 
 def to_float(x: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
     """uint8 pixels -> floats in [0, 1] (x / 255); float input is only cast to `dtype`.
@@ -32,34 +30,38 @@ def to_float(x: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
 
 
 def _stats(x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std in float64, in [0, 1] units for uint8; per channel (axis 1) for (N, C, H, W)."""
+    """Mean and std in float64, in [0, 1] units for uint8; per channel (axis 1) for (N, C, H, W).
+
+    uint8 input is reduced exactly in integers (sums and sums of squares, chunk by chunk);
+    float input in float64 with two passes. Neither makes a full-size temporary copy.
+    """
     chans = per_channel and x.ndim == 4
-    groups = [x[:, c] for c in range(x.shape[1])] if chans else [x]
-    means, stds = [], []
-    for g in groups:
-        if g.dtype == np.uint8:  # exact, via a histogram of the 256 values
-            counts = np.bincount(np.ravel(g), minlength=256).astype(np.float64)
-            v = np.arange(256) / 255.0
-            n = counts.sum()
-            m = counts @ v / n
-            var = counts @ (v - m) ** 2 / n
-        else:
-            flat = g.reshape(len(g), -1)
-            n = flat.size
-            m = (
-                sum(float(flat[i : i + _CHUNK].sum(dtype=np.float64)) for i in range(0, len(flat), _CHUNK))
-                / n
-            )
-            var = (
-                sum(
-                    float(np.square(flat[i : i + _CHUNK].astype(np.float64) - m).sum())
-                    for i in range(0, len(flat), _CHUNK)
-                )
-                / n
-            )
-        means.append(m)
-        stds.append(np.sqrt(var))
-    return np.array(means), np.array(stds)
+    axes = (0, 2, 3) if chans else tuple(range(x.ndim))
+    k = x.shape[1] if chans else 1
+    per_sample = max(1, int(np.prod(x.shape[1:])))
+    chunk = max(1, (1 << 21) // per_sample)
+    n = x.size // k
+    if x.dtype == np.uint8:
+        s = np.zeros(k, np.uint64)
+        sq = np.zeros(k, np.uint64)
+        for i in range(0, len(x), chunk):
+            c = x[i : i + chunk]
+            s += np.reshape(c.sum(axis=axes, dtype=np.uint64), k)
+            sq += np.reshape(np.square(c, dtype=np.uint32).sum(axis=axes, dtype=np.uint64), k)
+        # exact: var * n^2 = n * sum(x^2) - sum(x)^2, in Python integers
+        mean = np.array([int(v) / n for v in s]) / 255.0
+        var = np.array([(n * int(q) - int(v) ** 2) / n**2 for v, q in zip(s, sq, strict=True)]) / 255.0**2
+        return mean, np.sqrt(var)
+    s64 = np.zeros(k)
+    for i in range(0, len(x), chunk):
+        s64 += np.reshape(x[i : i + chunk].sum(axis=axes, dtype=np.float64), k)
+    mean = s64 / n
+    shape = (1, k, 1, 1) if chans else (1,) * x.ndim
+    m = mean.reshape(shape)
+    ss = np.zeros(k)
+    for i in range(0, len(x), chunk):
+        ss += np.reshape(np.square(x[i : i + chunk].astype(np.float64) - m).sum(axis=axes), k)
+    return mean, np.sqrt(ss / n)
 
 
 def standardize(
