@@ -50,11 +50,8 @@ def plot_class_samples(
     names = list(classes) if classes is not None else [str(i) for i in range(n_cls)]
     rng = np.random.default_rng(seed)
 
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, no GUI
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(per_class * 0.9 + 1.2, n_cls * 0.9 + 0.4))
     axes = fig.subplots(n_cls, per_class, squeeze=False)
@@ -91,6 +88,4 @@ def plot_class_samples(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    finally:
-        plt.close(fig)
     return path
