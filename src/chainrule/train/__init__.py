@@ -1,0 +1,46 @@
+"""Training: config and recipes, data preparation, the trainer loop, checkpoints, run folders.
+
+from chainrule.train import TrainConfig, train_run
+result = train_run(TrainConfig(epochs=3))       # writes runs/<timestamp>-mnist/
+print(result.summary["final"]["test_acc"])
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, dumps, from_dict, load_recipe, load_toml, recipe_names
+from .history import EarlyStopping, History, read_metrics
+from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, synthetic
+from .run import RunResult, evaluate_run, load_run, predict_run, train_run
+from .trainer import FitResult, Trainer, TrainingDiverged, build_model, build_optimizer, build_schedule
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "EarlyStopping",
+    "FitResult",
+    "History",
+    "Prepared",
+    "RawData",
+    "RunResult",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "build_model",
+    "build_optimizer",
+    "build_schedule",
+    "dumps",
+    "evaluate_run",
+    "from_dict",
+    "load_checkpoint",
+    "load_raw",
+    "load_recipe",
+    "load_run",
+    "load_toml",
+    "predict_run",
+    "prepare",
+    "read_metrics",
+    "recipe_names",
+    "resolve_data_root",
+    "save_checkpoint",
+    "synthetic",
+    "train_run",
+]

@@ -1,0 +1,360 @@
+"""The training configuration: one flat dataclass, TOML in and out, and the shipped recipes.
+
+Resolution order (later wins): the defaults below (the tuned MNIST setup that plain
+`chainrule train` runs), a recipe (`--recipe NAME`), a config file (`--config file.toml`),
+then command-line flags. Every field is a CLI flag (`hidden_sizes` -> `--hidden-sizes`).
+
+A config file may be flat (`lr = 0.1`) or grouped in tables (`[optim]` then `lr = 0.1`): tables are
+only for readability and are flattened on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
+INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step_decay", "exponential", "cosine", "inverse_scaling", "plateau", "loss_ratio")
+MONITORS = ("val_loss", "val_acc")
+PREPROCESS = ("standardize", "center", "scale", "center255")
+DTYPES = ("float32", "float64")
+
+
+class ConfigError(ValueError):
+    """A config value, key or file is invalid. The message is one line that names the problem."""
+
+
+def _f(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    meta = {"help": help, "group": group, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; `config.toml` in a run folder is this, resolved."""
+
+    # ---- run -----------------------------------------------------------------------------------
+    name: str = _f("mnist", "run name (the run folder is <out-dir>/<timestamp>-<name>)", "run")
+    description: str = _f("", "free text shown in the report", "run")
+    seed: int = _f(0, "seed for the split, initialization, shuffling, dropout and augmentation", "run")
+    out_dir: str = _f("runs", "folder that receives the run folder", "run")
+    run_dir: str | None = _f(None, "exact run folder to write (default <out-dir>/<timestamp>-<name>)", "run")
+
+    # ---- data ----------------------------------------------------------------------------------
+    dataset: str = _f("mnist", "data set", "data", DATASETS)
+    data_dir: str | None = _f(
+        None,
+        "data folder (default: $CHAINRULE_DATA, ../shared/datasets if present, then the user cache)",
+        "data",
+    )
+    val_fraction: float = _f(0.1, "fraction of the training set held out for validation (0 = none)", "data")
+    preprocess: str = _f(
+        "standardize",
+        "input transform: standardize = (x/255 - mean)/std per channel; center = x/255 - mean; "
+        "scale = x/255; center255 = x - mean on the 0..255 scale (UvA's cifar10_utils)",
+        "data",
+        PREPROCESS,
+    )
+    random_crop: bool = _f(False, "augment: random crop after zero padding by --crop-padding pixels", "data")
+    random_flip: bool = _f(False, "augment: random horizontal flip (CIFAR-10; not for digits)", "data")
+    crop_padding: int = _f(4, "padding of the random crop", "data")
+
+    # ---- model ---------------------------------------------------------------------------------
+    hidden_sizes: list[int] = _f(
+        [1024], "hidden layer widths, e.g. --hidden-sizes 1000 300 (none: softmax regression)", "model"
+    )
+    activation: str = _f("relu", "hidden activation", "model", ACTIVATIONS)
+    init: str = _f("torch", "weight initialization", "model", INITS)
+    init_std: float | None = _f(None, "std for --init normal (default 1e-4)", "model")
+    dropout: float = _f(0.0, "dropout probability after each hidden activation", "model")
+    batch_norm: bool = _f(False, "BatchNorm1d after each hidden linear layer", "model")
+    dtype: str = _f("float32", "parameter and data dtype", "model", DTYPES)
+
+    # ---- optimizer -----------------------------------------------------------------------------
+    optimizer: str = _f("adam", "optimizer", "optim", OPTIMIZERS)
+    lr: float = _f(1e-3, "(initial) learning rate", "optim")
+    momentum: float = _f(0.0, "momentum (sgd, rmsprop; PyTorch convention)", "optim")
+    nesterov: bool = _f(False, "Nesterov momentum (sgd)", "optim")
+    weight_decay: float = _f(0.0, "optimizer weight decay (decoupled for adamw)", "optim")
+    beta1: float = _f(0.9, "Adam beta1", "optim")
+    beta2: float = _f(0.999, "Adam beta2", "optim")
+    l1: float = _f(0.0, "L1 penalty coefficient added to the loss (l1 * sum |w|)", "optim")
+    l2: float = _f(0.0, "L2 penalty coefficient added to the loss (see chainrule.nn.Penalty)", "optim")
+
+    # ---- learning-rate schedule ----------------------------------------------------------------
+    schedule: str = _f("cosine", "learning-rate schedule", "schedule", SCHEDULES)
+    warmup_steps: int = _f(0, "linear warmup steps (cosine)", "schedule")
+    decay_rate: float = _f(0.85, "factor for step_decay / exponential / plateau", "schedule")
+    decay_steps: int = _f(250, "steps between decays (step_decay), time constant (exponential)", "schedule")
+    min_lr: float = _f(0.0, "final learning rate (cosine) and floor (plateau)", "schedule")
+    power: float = _f(0.5, "exponent of inverse_scaling: lr / (1 + step)^power", "schedule")
+    plateau_patience: int = _f(
+        2, "evaluations without improvement before the plateau rule decays", "schedule"
+    )
+    lr_window: int = _f(
+        100, "window k of the loss_ratio rule (lr *= mean(last k) / mean(previous k))", "schedule"
+    )
+
+    # ---- training loop -------------------------------------------------------------------------
+    batch_size: int = _f(128, "mini-batch size (1 = per-sample SGD)", "train")
+    epochs: float | None = _f(12.0, "epochs to train (ignored when --steps is set)", "train")
+    steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
+    eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
+    early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "train")
+    monitor: str = _f("val_loss", "metric for early stopping, plateau and best weights", "train", MONITORS)
+    patience: int = _f(3, "evaluations with relative improvement below --min-delta before stopping", "train")
+    min_delta: float = _f(0.001, "relative improvement that counts (0.001 = 0.1%)", "train")
+    restore_best: bool = _f(True, "with early stopping, restore the best weights at the end", "train")
+    loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "train")
+    train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "train")
+    eval_batch_size: int = _f(10000, "batch size for evaluation", "train")
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> TrainConfig:
+        """Check ranges and choices; raise `ConfigError` naming the field and the value."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            v = getattr(self, f.name)
+            if choices and v not in choices:
+                near = difflib.get_close_matches(str(v), choices, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ConfigError(f"{f.name} = {v!r} is not one of {', '.join(choices)}{hint}")
+        _check(
+            self.name.strip() != "" and "/" not in self.name,
+            "name",
+            self.name,
+            "a non-empty name without '/'",
+        )
+        _check(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in [0, 1)")
+        _check(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
+        _check(
+            all(isinstance(h, int) and h > 0 for h in self.hidden_sizes),
+            "hidden_sizes",
+            self.hidden_sizes,
+            "positive integers",
+        )
+        _check(self.init_std is None or self.init_std > 0, "init_std", self.init_std, "> 0")
+        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
+        _check(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a positive finite number")
+        _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "in [0, 1)")
+        _check(
+            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            "nesterov",
+            self.nesterov,
+            "used only with --optimizer sgd and --momentum > 0",
+        )
+        for k in ("weight_decay", "l1", "l2", "min_lr", "min_delta", "power"):
+            _check(getattr(self, k) >= 0, k, getattr(self, k), ">= 0")
+        _check(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "in [0, 1)")
+        _check(0.0 <= self.beta2 < 1.0, "beta2", self.beta2, "in [0, 1)")
+        _check(0.0 < self.decay_rate <= 1.0, "decay_rate", self.decay_rate, "in (0, 1]")
+        _check(self.decay_steps >= 1, "decay_steps", self.decay_steps, ">= 1")
+        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
+        _check(self.plateau_patience >= 1, "plateau_patience", self.plateau_patience, ">= 1")
+        _check(self.lr_window >= 1, "lr_window", self.lr_window, ">= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        _check(
+            self.steps is not None or self.epochs is not None, "epochs", self.epochs, "set (or set --steps)"
+        )
+        _check(self.epochs is None or self.epochs > 0, "epochs", self.epochs, "> 0")
+        _check(self.steps is None or self.steps >= 1, "steps", self.steps, ">= 1")
+        _check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
+        _check(self.patience >= 1, "patience", self.patience, ">= 1")
+        _check(self.loss_window >= 1, "loss_window", self.loss_window, ">= 1")
+        _check(self.train_eval_size >= 0, "train_eval_size", self.train_eval_size, ">= 0")
+        _check(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
+        needs_val = self.early_stopping or self.schedule == "plateau"
+        _check(
+            not needs_val or self.val_fraction > 0,
+            "val_fraction",
+            self.val_fraction,
+            "> 0 when early stopping or the plateau schedule monitors the validation set",
+        )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check(ok: bool, key: str, value: Any, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is invalid: it must be {what}")
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _field_kind(name: str) -> str:
+    """'int', 'float', 'bool', 'str', 'list' (of int); the annotation with `| None` stripped."""
+    ann = str(FIELDS[name].type).replace(" | None", "")
+    return {"list[int]": "list"}.get(ann, ann)
+
+
+def optional(name: str) -> bool:
+    return "None" in str(FIELDS[name].type)
+
+
+def coerce(name: str, value: Any, source: str = "config") -> Any:
+    """Check one value against its field's type, converting ints to floats where a float is meant."""
+    if name not in FIELDS:
+        near = difflib.get_close_matches(name, list(FIELDS), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{source}: unknown key {name!r}{hint}")
+    kind = _field_kind(name)
+    if value is None or (isinstance(value, str) and value.lower() == "none" and kind != "str"):
+        if optional(name):
+            return None
+        raise ConfigError(f"{source}: {name} cannot be empty")
+    bad = ConfigError(
+        f"{source}: {name} = {value!r} should be {'a list of integers' if kind == 'list' else kind}"
+    )
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if kind == "list":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise bad
+        return list(value)
+    raise AssertionError(kind)
+
+
+def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
+    """Apply `data` (flat, or with one level of tables) on top of `base` (default: the defaults)."""
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                flat[k2] = v2
+        else:
+            flat[k] = v
+    changes = {k: coerce(k, v, source) for k, v in flat.items()}
+    cfg = dataclasses.replace(base or TrainConfig(), **changes)
+    return cfg
+
+
+def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a TOML config file on top of `base`; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return from_dict(data, base, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# TOML output (tomllib reads only; the values here are flat scalars and integer lists)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+GROUP_TITLES = {
+    "run": "run",
+    "data": "data",
+    "model": "model",
+    "optim": "optimizer and penalties",
+    "schedule": "learning-rate schedule",
+    "train": "training loop",
+}
+
+
+def dumps(cfg: TrainConfig) -> str:
+    """The config as flat TOML with one comment per key; unset (None) keys are commented out."""
+    lines = ["# chainrule training config (flat keys; `chainrule train --config this.toml`)"]
+    group = None
+    for f in dataclasses.fields(cfg):
+        if f.metadata["group"] != group:
+            group = f.metadata["group"]
+            lines.append(f"\n# ---- {GROUP_TITLES[group]} ----")
+        v = getattr(cfg, f.name)
+        help_ = f.metadata["help"]
+        if f.metadata.get("choices"):
+            help_ += f" ({' | '.join(f.metadata['choices'])})"
+        if v is None:
+            lines.append(f"# {f.name} =   # unset: {help_}")
+        else:
+            lines.append(f"{f.name} = {_toml_value(v)}   # {help_}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# recipes: TOML files shipped in chainrule/recipes/
+
+
+def _recipe_dir() -> Any:
+    return resources.files("chainrule") / "recipes"
+
+
+def recipe_names() -> list[str]:
+    """Names of the shipped recipes (`chainrule/recipes/<name>.toml`)."""
+    root = _recipe_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def recipe_text(name: str) -> str:
+    names = recipe_names()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"unknown recipe {name!r}{hint}; `chainrule recipes` lists them")
+    return (_recipe_dir() / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def load_recipe(name: str, base: TrainConfig | None = None) -> TrainConfig:
+    """The named recipe on top of `base` (default: the defaults)."""
+    try:
+        data = tomllib.loads(recipe_text(name))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"recipe {name}: invalid TOML: {e}") from None
+    return from_dict(data, base, source=f"recipe {name}")

@@ -1,0 +1,193 @@
+"""Data preparation for the trainer: load once, split, scale, standardize, flatten.
+
+Everything the hot loop touches is prepared here, once: contiguous float arrays of shape
+(N, C*H*W) and int64 labels. The statistics (per-channel mean and std of the training split) are
+kept so that `evaluate` and `predict` apply exactly the same transform.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+
+SHARED_DATA = Path("..") / "shared" / "datasets"
+
+
+def resolve_data_root(data_dir: str | None) -> str | None:
+    """Where to look for data: `data_dir`, then `$CHAINRULE_DATA`, then `../shared/datasets`
+    (relative to the working directory) if it exists; None lets the loader use its own default
+    (the user cache)."""
+    if data_dir:
+        return data_dir
+    env = os.environ.get("CHAINRULE_DATA")
+    if env:
+        return env
+    if SHARED_DATA.is_dir():
+        return str(SHARED_DATA.resolve())
+    return None
+
+
+@dataclass
+class RawData:
+    """Unprocessed arrays: uint8 images (N, C, H, W), int64 labels, class names."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+
+
+@dataclass
+class Prepared:
+    """Flattened float arrays ready for training, plus what is needed to transform new images."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    image_shape: tuple[int, int, int]
+    mean: np.ndarray  # (C,) in [0, 1] units; input = (x/255 - mean) / std
+    std: np.ndarray  # (C,)
+    raw_test: np.ndarray  # uint8 (N, C, H, W), for the prediction grid
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_features(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+
+def synthetic(
+    seed: int = 1234, n_train: int = 600, n_test: int = 200, classes: int = 3, size: int = 8
+) -> RawData:
+    """A tiny image data set for tests and demos: each class is a fixed random 1 x size x size
+    pattern plus noise, as uint8. Learnable in a few hundred steps."""
+    rng = np.random.default_rng(seed)
+    protos = rng.uniform(40, 215, (classes, 1, size, size))
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, classes, n).astype(np.int64)
+        x = protos[y] + rng.normal(0, 45, (n, 1, size, size))
+        return np.clip(np.rint(x), 0, 255).astype(np.uint8), y
+
+    x_tr, y_tr = make(n_train)
+    x_te, y_te = make(n_test)
+    return RawData(x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(classes)])
+
+
+def load_raw(cfg: TrainConfig) -> RawData:
+    """The data set named in `cfg` as uint8 arrays (N, C, H, W)."""
+    if cfg.dataset == "synthetic":
+        return synthetic()
+    from chainrule import data  # the loaders; imported here so `chainrule.train` loads without them
+
+    ds: Any = data.load(cfg.dataset, root=resolve_data_root(cfg.data_dir))
+    return RawData(
+        np.asarray(ds.x_train),
+        np.asarray(ds.y_train, np.int64),
+        np.asarray(ds.x_test),
+        np.asarray(ds.y_test, np.int64),
+        [str(c) for c in ds.classes],
+    )
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): `fraction` of each class, chosen at random, goes to validation."""
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = int(round(fraction * idx.size))
+        val_parts.append(rng.permutation(idx)[:k])
+    val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, np.intp)
+    keep = np.ones(y.size, bool)
+    keep[val] = False
+    return np.flatnonzero(keep), val
+
+
+def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any) -> np.ndarray:
+    """uint8 (N, C, H, W) -> float (N, C*H*W): scale to [0, 1], subtract mean, divide by std
+    (per channel). Chunked, so no float64 copy of a whole data set is ever made."""
+    n, c = x_uint8.shape[:2]
+    out = np.empty((n, x_uint8[0].size), dtype)
+    scale = (1.0 / (255.0 * std)).astype(dtype)  # (C,)
+    shift = (mean / std).astype(dtype)  # (C,)
+    view = out.reshape(x_uint8.shape)
+    for s in range(0, n, 8192):
+        chunk = view[s : s + 8192]
+        chunk[...] = x_uint8[s : s + 8192]
+        chunk *= scale[None, :, None, None]
+        chunk -= shift[None, :, None, None]
+    return out
+
+
+def channel_stats(x_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std in [0, 1] units, accumulated in float64."""
+    c = x_uint8.shape[1]
+    mean = np.empty(c)
+    std = np.empty(c)
+    for i in range(c):
+        v = x_uint8[:, i].astype(np.float64) / 255.0
+        mean[i] = v.mean()
+        std[i] = v.std()
+    std[std < 1e-8] = 1.0
+    return mean, std
+
+
+def input_stats(x_train: np.ndarray, preprocess: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) such that the model input is (x/255 - mean) / std, per channel."""
+    c = x_train.shape[1]
+    if preprocess == "scale":
+        return np.zeros(c), np.ones(c)
+    mean, std = channel_stats(x_train)
+    if preprocess == "standardize":
+        return mean, std
+    if preprocess == "center":
+        return mean, np.ones(c)
+    if preprocess == "center255":
+        return mean, np.full(c, 1.0 / 255.0)
+    raise ValueError(f"unknown preprocess {preprocess!r}")
+
+
+def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
+    """Split off validation (stratified, seeded), standardize with training-split statistics,
+    flatten, and convert to the configured dtype."""
+    x, y = raw.x_train, raw.y_train
+    if x.ndim == 3:  # (N, H, W) grayscale
+        x = x[:, None]
+    x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
+    if x.ndim != 4 or x.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images of shape (N, C, H, W), got {x.dtype} {x.shape}")
+    dtype = np.dtype(cfg.dtype)
+    if cfg.val_fraction > 0:
+        tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
+        x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
+    else:
+        x_tr, y_tr, x_va, y_va = x, y, None, None
+    mean, std = input_stats(x_tr, cfg.preprocess)
+    return Prepared(
+        x_train=transform(x_tr, mean, std, dtype),
+        y_train=np.ascontiguousarray(y_tr, np.int64),
+        x_val=None if x_va is None else transform(x_va, mean, std, dtype),
+        y_val=None if y_va is None else np.ascontiguousarray(y_va, np.int64),
+        x_test=transform(x_test, mean, std, dtype),
+        y_test=np.ascontiguousarray(raw.y_test, np.int64),
+        classes=list(raw.classes),
+        image_shape=tuple(int(s) for s in x.shape[1:]),  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
+        raw_test=x_test,
+    )

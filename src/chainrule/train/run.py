@@ -1,0 +1,344 @@
+"""A training run from config to run folder, and `evaluate` / `predict` on a finished run.
+
+Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomically:
+
+    config.toml       the resolved config (`chainrule train --config` reproduces the run)
+    preprocess.json   data set, classes, image shape, the standardization mean/std
+    checkpoint.npz    resumable state (model, optimizer, schedule, positions, rng states, history)
+    metrics.jsonl/csv one record per evaluation (train/val/test loss and accuracy, lr, time)
+    steps.csv         per-step training loss and lr, and the windowed mean
+    model.npz         the final model (`chainrule.nn.load`)
+    loss.png accuracy.png lr.png confusion.png predictions.png
+    summary.json      final and best metrics, status, steps, time
+    report.html       all of the above in one self-contained page
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .atomic import atomic_write_text
+from .config import ConfigError, TrainConfig, dumps, load_toml
+from .prepare import Prepared, load_raw, prepare, resolve_data_root, transform
+from .progress import Progress
+from .trainer import CHECKPOINT, FitResult, Trainer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    message: str
+    summary: dict[str, Any]
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """`cfg.run_dir` if set, else a fresh `<out_dir>/<timestamp>-<name>` (suffixed if taken)."""
+    if cfg.run_dir:
+        path = Path(cfg.run_dir)
+        if (path / "config.toml").exists():
+            raise ConfigError(f"run folder {path} already holds a run; use --resume {path} or another folder")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(cfg.out_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        path = base / (f"{stamp}-{cfg.name}" + (f"-{i}" if i else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot create a run folder in {base}")
+
+
+def _preprocess_info(cfg: TrainConfig, data: Prepared) -> dict[str, Any]:
+    return {
+        "dataset": cfg.dataset,
+        "classes": data.classes,
+        "image_shape": list(data.image_shape),
+        "mean": data.mean.tolist(),
+        "std": data.std.tolist(),
+        "dtype": cfg.dtype,
+        "preprocess": cfg.preprocess,
+    }
+
+
+def train_run(
+    cfg: TrainConfig,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+    until_step: int | None = None,
+    command: str | None = None,
+) -> RunResult:
+    """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
+    what `cfg` was resolved from). Returns the folder, how it ended, and the summary."""
+    stream = stream if stream is not None else sys.stderr
+    cfg.validate()
+    t0 = time.perf_counter()
+    raw = load_raw(cfg)
+    data = prepare(raw, cfg)
+    load_time = time.perf_counter() - t0
+    if resume is not None:
+        run_dir = Path(resume)
+    else:
+        run_dir = new_run_dir(cfg)
+    atomic_write_text(run_dir / "config.toml", dumps(cfg))
+    atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
+    progress = Progress(1, enabled=not quiet, stream=stream)
+    trainer = Trainer(cfg, data, run_dir, progress)
+    progress.total = trainer.total_steps
+    if resume is not None:
+        trainer.resume()
+    log = progress.message
+    log(
+        f"chainrule: {cfg.name}: {cfg.dataset} {data.x_train.shape[0]} train / "
+        f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
+        f"model {data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))}, "
+        f"{trainer.total_steps} steps; run folder {run_dir}"
+        + (f" (resumed at step {trainer.step})" if resume is not None else "")
+    )
+    result = trainer.fit(until_step=until_step)
+    summary = finalize(trainer, result, run_dir, load_time=load_time, command=command)
+    return RunResult(run_dir, result.status, result.message, summary)
+
+
+def count_params(model: Any) -> int:
+    return int(sum(p.data.size for p in model.parameters()))
+
+
+def finalize(
+    trainer: Trainer, result: FitResult, run_dir: Path, load_time: float = 0.0, command: str | None = None
+) -> dict[str, Any]:
+    """Write model, metrics, plots, summary and report for the model as it is now."""
+    from chainrule.nn.serialization import save
+
+    cfg, data, hist = trainer.cfg, trainer.data, trainer.history
+    save(trainer.model, run_dir / "model.npz")
+    hist.write(run_dir)
+    logits = trainer.predict_logits(data.x_test)
+    pred = logits.argmax(axis=1)
+    probs = _softmax(logits)
+    test_loss, test_acc = trainer.evaluate(data.x_test, data.y_test)
+    final: dict[str, Any] = {"test_loss": test_loss, "test_acc": test_acc}
+    if data.x_val is not None and data.y_val is not None:
+        final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val)
+    idx = trainer.train_eval_idx
+    if idx.size:
+        final["train_loss"], final["train_acc"] = trainer.evaluate(data.x_train[idx], data.y_train[idx])
+    best_rec = next((e for e in hist.evals if e["step"] == trainer.stopper.best_step), None)
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "dataset": cfg.dataset,
+        "status": result.status,
+        "message": result.message,
+        "model": f"{data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))} "
+        f"{cfg.activation}"
+        + (" +BN" if cfg.batch_norm else "")
+        + (f" dropout {cfg.dropout}" if cfg.dropout else ""),
+        "parameters": count_params(trainer.model),
+        "steps": trainer.step,
+        "total_steps": trainer.total_steps,
+        "epochs": round(trainer.step / trainer.steps_per_epoch, 4),
+        "train_time_s": round(trainer.train_time, 3),
+        "load_time_s": round(load_time, 3),
+        "final": final,
+        "best": {
+            "monitor": trainer.monitor,
+            "step": trainer.stopper.best_step,
+            "value": trainer.stopper.best,
+            "record": best_rec,
+        },
+        "evaluations": len(hist.evals),
+        "restored_best": bool(
+            cfg.early_stopping
+            and cfg.restore_best
+            and trainer.best_state is not None
+            and result.status in ("completed", "early_stopped")
+        ),
+        "command": command or f"chainrule train --config {run_dir / 'config.toml'}",
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=1) + "\n")
+    _plots_and_report(trainer, run_dir, summary, pred, probs)
+    return summary
+
+
+def _plots_and_report(
+    trainer: Trainer, run_dir: Path, summary: dict[str, Any], pred: np.ndarray, probs: np.ndarray
+) -> None:
+    from chainrule import report
+
+    cfg, data, hist = trainer.cfg, trainer.data, trainer.history
+    y = data.y_test
+    cm = report.confusion_matrix(y, pred, data.num_classes)
+    pick = report.pick_samples(y, pred, n=24, seed=cfg.seed)
+    images = {
+        "Loss": report.loss_curves(hist.loss[: hist.steps], hist.window, hist.evals, f"{cfg.name}: loss"),
+        "Accuracy": report.accuracy_curves(hist.evals, f"{cfg.name}: accuracy"),
+        "Learning rate": report.lr_curve(hist.lr[: hist.steps], f"{cfg.name}: learning rate"),
+        "Confusion matrix (test set)": report.confusion_plot(cm, data.classes),
+        "Sample test predictions (true / predicted)": report.prediction_grid(
+            data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes
+        ),
+    }
+    files = ("loss.png", "accuracy.png", "lr.png", "confusion.png", "predictions.png")
+    for fname, png in zip(files, images.values(), strict=True):
+        report.save_png(png, run_dir / fname)
+    report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/Inf become None, NumPy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# using a finished run
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: TrainConfig
+    info: dict[str, Any]
+    model: Any
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Config, preprocessing and model of a run folder; errors name the missing/damaged file."""
+    from chainrule.nn.serialization import load
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist")
+    cfg = load_toml(run_dir / "config.toml")
+    try:
+        info = json.loads((run_dir / "preprocess.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{run_dir / 'preprocess.json'} is missing: is {run_dir} a chainrule run folder?"
+        ) from None
+    except ValueError as e:
+        raise ConfigError(f"{run_dir / 'preprocess.json'} is damaged: {e}") from None
+    model_path = run_dir / "model.npz"
+    if not model_path.exists():
+        raise ConfigError(
+            f"{model_path} is missing (the run has not finished; `chainrule train --resume {run_dir}`)"
+        )
+    try:
+        model = load(model_path)
+    except (ValueError, OSError) as e:
+        raise ConfigError(str(e)) from None
+    model.eval()
+    return LoadedRun(run_dir, cfg, info, model)
+
+
+def _logits(model: Any, x: np.ndarray, batch: int = 10000) -> np.ndarray:
+    return np.concatenate([model.forward(x[s : s + batch]) for s in range(0, x.shape[0], batch)])
+
+
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, Any]:
+    """Test loss, accuracy and per-class accuracy of a run's saved model."""
+    run = load_run(run_dir)
+    cfg = run.cfg.replace(data_dir=data_dir) if data_dir else run.cfg
+    raw = load_raw(cfg)
+    x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
+    mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
+    x = transform(x_test, mean, std, np.dtype(run.info.get("dtype", "float32")))
+    logits = _logits(run.model, x)
+    y = raw.y_test
+    probs = _softmax(logits.astype(np.float64))
+    loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
+    pred = logits.argmax(axis=1)
+    per_class = {
+        c: float(np.mean(pred[y == i] == i)) if np.any(y == i) else None
+        for i, c in enumerate(run.info["classes"])
+    }
+    return {
+        "run": str(run.run_dir),
+        "dataset": cfg.dataset,
+        "n": int(y.size),
+        "test_loss": loss,
+        "test_acc": float(np.mean(pred == y)),
+        "per_class_acc": per_class,
+    }
+
+
+def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = False) -> np.ndarray:
+    """A PNG/JPEG file as uint8 (C, H, W) of the model's input shape (converted to grayscale or RGB
+    and resized if needed). `invert` turns dark-on-light digits into MNIST's light-on-dark."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"image {path} does not exist")
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ConfigError("reading images needs Pillow: pip install 'chainrule[app]'") from None
+    c, h, w = shape
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ConfigError(f"image {path} cannot be read: {e}") from None
+    arr = arr[None] if c == 1 else np.transpose(arr, (2, 0, 1))
+    if invert:
+        arr = 255 - arr
+    return np.ascontiguousarray(arr)
+
+
+def predict_run(
+    run_dir: str | Path, images: list[str], top: int = 3, invert: bool = False
+) -> list[dict[str, Any]]:
+    """Class and top-k probabilities for each image file."""
+    run = load_run(run_dir)
+    shape = tuple(run.info["image_shape"])
+    x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
+    mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
+    x = transform(x_u8, mean, std, np.dtype(run.info.get("dtype", "float32")))
+    probs = _softmax(_logits(run.model, x).astype(np.float64))
+    classes = run.info["classes"]
+    out = []
+    for path, p in zip(images, probs, strict=True):
+        order = np.argsort(-p)[: max(1, top)]
+        out.append(
+            {"image": path, "class": classes[order[0]], "top": [(classes[i], float(p[i])) for i in order]}
+        )
+    return out
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT
+
+
+def data_root_for(cfg: TrainConfig) -> str | None:
+    return resolve_data_root(cfg.data_dir)
+
+
+__all__ = ["RunResult", "evaluate_run", "finalize", "load_run", "new_run_dir", "predict_run", "train_run"]

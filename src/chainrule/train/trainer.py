@@ -1,0 +1,480 @@
+"""The trainer: a tight NumPy training loop with evaluation, early stopping, checkpoints and resume.
+
+One step is
+
+    x_b, y_b = next batch (a gather into a preallocated buffer)
+    logits   = model.forward_nocopy(x_b)          # (B, C), overwritten by the next call
+    loss     = CE(logits, y_b);  g = dCE/dlogits   # (B, C), fused softmax cross-entropy
+    model.backward(g, input_grad=False)           # overwrites every Param.grad
+    penalty.backward()                            # adds l1 sign(W) + l2 W (if any)
+    opt.lr = schedule(step); opt.step()           # in-place update
+
+Everything else (evaluation in large batches, history files, checkpoints) happens only at
+evaluation points. Batches are a seeded permutation per epoch (`default_rng([seed, epoch])`), so
+the position in the data is a pure function of the step: a resumed run continues bit-identically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.nn import SoftmaxCrossEntropy
+
+from .checkpoint import generator_states, load_checkpoint, save_checkpoint, set_generator_states
+from .config import ConfigError, TrainConfig
+from .history import EarlyStopping, History
+from .prepare import Prepared
+from .progress import Progress
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss, a gradient or a weight became NaN or Inf."""
+
+
+@dataclass
+class FitResult:
+    """How `Trainer.fit` ended: status is "completed", "early_stopped", "diverged", "paused" or
+    "interrupted"; `message` is one human-readable line."""
+
+    status: str
+    message: str
+    step: int
+    train_time: float
+    best_step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# builders
+
+
+def build_model(cfg: TrainConfig, in_features: int, num_classes: int) -> Any:
+    """The MLP of `cfg` (a `chainrule.nn.MLP`)."""
+    from chainrule.nn import MLP
+
+    try:
+        return MLP(
+            in_features,
+            cfg.hidden_sizes,
+            num_classes,
+            activation=cfg.activation,
+            dropout=cfg.dropout,
+            batch_norm=cfg.batch_norm,
+            init=cfg.init,
+            init_std=cfg.init_std,
+            dtype=np.dtype(cfg.dtype),
+            seed=cfg.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def build_optimizer(cfg: TrainConfig, model: Any) -> Any:
+    """`make_optimizer` with the hyperparameters each optimizer takes."""
+    from chainrule.optim import make_optimizer
+
+    kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cfg.optimizer == "sgd":
+        kw.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    elif cfg.optimizer in ("adam", "adamw"):
+        kw.update(betas=(cfg.beta1, cfg.beta2))
+    elif cfg.optimizer == "rmsprop":
+        kw.update(momentum=cfg.momentum)
+    try:
+        return make_optimizer(cfg.optimizer, model.parameters(), **kw)
+    except ValueError as e:
+        raise ConfigError(f"optimizer: {e}") from None
+
+
+def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
+    """The learning-rate rule: a function of the step (pure schedules) or a stateful rule fed with
+    the monitored metric (`plateau`, once per evaluation) or the step loss (`loss_ratio`)."""
+    from chainrule.optim import make_schedule
+
+    name = cfg.schedule
+    kw: dict[str, Any] = {}
+    if name == "step_decay":
+        kw = {"gamma": cfg.decay_rate, "step_size": cfg.decay_steps}
+    elif name == "exponential":  # lr * decay_rate ** (step / decay_steps), smoothly
+        kw = {"gamma": cfg.decay_rate ** (1.0 / cfg.decay_steps)}
+    elif name == "cosine":
+        kw = {
+            "total_steps": max(total_steps, cfg.warmup_steps + 1),
+            "warmup_steps": cfg.warmup_steps,
+            "min_lr": cfg.min_lr,
+        }
+    elif name == "inverse_scaling":
+        kw = {"power_t": cfg.power}
+    elif name == "plateau":
+        if not cfg.decay_rate < 1.0:
+            raise ConfigError(
+                f"decay_rate = {cfg.decay_rate} is invalid for the plateau schedule: it must be < 1"
+            )
+        kw = {
+            "factor": cfg.decay_rate,
+            "patience": cfg.plateau_patience,
+            "min_lr": cfg.min_lr,
+            "mode": "min" if cfg.monitor.endswith("loss") else "max",
+            "threshold": cfg.min_delta,
+        }
+    elif name == "loss_ratio":
+        kw = {"window": cfg.lr_window}
+    try:
+        return make_schedule(name, cfg.lr, **kw)
+    except ValueError as e:
+        raise ConfigError(f"schedule: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# augmentation (CIFAR-10): vectorized over the batch
+
+
+def augment_batch(
+    x: np.ndarray, shape: tuple[int, int, int], flip: bool, padding: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Random horizontal flip (p = 0.5) and/or random crop after zero padding by `padding` pixels,
+    for a flattened batch (B, C*H*W). Zero is the mean after standardization. Returns a new array."""
+    b = x.shape[0]
+    c, h, w = shape
+    img = x.reshape(b, c, h, w)
+    if flip:
+        flips = rng.random(b) < 0.5
+        img = np.where(flips[:, None, None, None], img[..., ::-1], img)
+    if padding > 0:
+        p = padding
+        padded = np.zeros((b, c, h + 2 * p, w + 2 * p), x.dtype)
+        padded[:, :, p : p + h, p : p + w] = img
+        oy = rng.integers(0, 2 * p + 1, b)
+        ox = rng.integers(0, 2 * p + 1, b)
+        rows = (oy[:, None] + np.arange(h))[:, None, :, None]  # (B, 1, H, 1)
+        cols = (ox[:, None] + np.arange(w))[:, None, None, :]  # (B, 1, 1, W)
+        img = padded[np.arange(b)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+    return np.ascontiguousarray(img).reshape(b, c * h * w)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains `cfg`'s model on prepared data; optionally keeps a run folder with checkpoints.
+
+    Args:
+        cfg: the (validated) configuration.
+        data: prepared arrays (`chainrule.train.prepare.prepare`).
+        run_dir: folder for `checkpoint.npz` and the metrics files; None keeps everything in memory.
+        progress: a `Progress` (None: quiet).
+
+    After `fit()`, `model` holds the final weights (the best ones with early stopping and
+    `restore_best`), and `history` the per-step and per-evaluation metrics.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: Prepared,
+        run_dir: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.cfg = cfg.validate()
+        self.data = data
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.n_train = int(data.y_train.size)
+        if self.n_train == 0:
+            raise ConfigError("the training split is empty")
+        self.steps_per_epoch = math.ceil(self.n_train / cfg.batch_size)
+        self.total_steps = (
+            cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
+        )
+        self.model = build_model(cfg, data.in_features, data.num_classes)
+        self.loss_fn = SoftmaxCrossEntropy()
+        self.eval_loss_fn = SoftmaxCrossEntropy()
+        self.penalty = None
+        if cfg.l1 > 0 or cfg.l2 > 0:
+            from chainrule.nn import Penalty
+
+            self.penalty = Penalty(self.model, l1=cfg.l1, l2=cfg.l2)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.schedule = build_schedule(cfg, self.total_steps)
+        self.stateful_lr = bool(getattr(self.schedule, "stateful", False))
+        self.history = History(self.total_steps, cfg.loss_window)
+        self.monitor = cfg.monitor if data.x_val is not None else cfg.monitor.replace("val_", "train_")
+        self.stopper = EarlyStopping(
+            cfg.patience, cfg.min_delta, "min" if self.monitor.endswith("loss") else "max"
+        )
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.step = 0
+        self.train_time = 0.0
+        self.progress = progress or Progress(self.total_steps, enabled=False)
+        self.last_checkpoint_step: int | None = None
+        self._good_state: dict[str, Any] | None = None
+        k = min(cfg.train_eval_size, self.n_train)
+        self.train_eval_idx = np.sort(np.random.default_rng([cfg.seed, 3]).permutation(self.n_train)[:k])
+        self._last_eval_step = 0
+        self._last_ckpt_time = 0.0
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits in eval mode, in batches of `eval_batch_size`. Shape (N, D) -> (N, classes)."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        out = np.empty((x.shape[0], self.data.num_classes), self.model.dtype)
+        bs = self.cfg.eval_batch_size
+        for s in range(0, x.shape[0], bs):
+            out[s : s + bs] = model.forward_nocopy(x[s : s + bs])
+        model.train(was_training)
+        return out
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) of the current model on (x, y), in eval mode."""
+        if y.size == 0:
+            return float("nan"), float("nan")
+        logits = self.predict_logits(x)
+        try:
+            loss = self.eval_loss_fn.forward(logits, y)
+        except FloatingPointError:
+            loss = float("nan")
+        acc = float(np.mean(logits.argmax(axis=1) == y))
+        return float(loss), acc
+
+    def _eval_record(self) -> dict[str, Any]:
+        d = self.data
+        rec: dict[str, Any] = {
+            "step": self.step,
+            "epoch": round(self.step / self.steps_per_epoch, 4),
+            "time": round(self.train_time, 3),
+            "lr": float(self.optimizer.lr),
+            "train_loss_running": self.history.running_mean(self._last_eval_step, self.step),
+        }
+        idx = self.train_eval_idx
+        if idx.size:
+            rec["train_loss"], rec["train_acc"] = self.evaluate(d.x_train[idx], d.y_train[idx])
+        if d.x_val is not None and d.y_val is not None:
+            rec["val_loss"], rec["val_acc"] = self.evaluate(d.x_val, d.y_val)
+        rec["test_loss"], rec["test_acc"] = self.evaluate(d.x_test, d.y_test)
+        if self.penalty is not None:
+            rec["penalty"] = self.penalty.loss()
+        return rec
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume at `self.step` (arrays are copies)."""
+        return {
+            "step": self.step,
+            "train_time": self.train_time,
+            "model": self.model.state_dict(),
+            "generators": generator_states(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.stateful_lr else None,
+            "lr": float(self.optimizer.lr),
+            "history": self.history.state_dict(),
+            "stopper": self.stopper.state_dict(),
+            "best_state": self.best_state,
+            "last_eval_step": self._last_eval_step,
+            "total_steps": self.total_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        set_generator_states(self.model, state["generators"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.stateful_lr and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.optimizer.lr = state["lr"]
+        self.history.ensure(self.total_steps)
+        self.history.load_state_dict(state["history"])
+        self.stopper.load_state_dict(state["stopper"])
+        self.best_state = state["best_state"]
+        self._last_eval_step = int(state["last_eval_step"])
+        self.step = int(state["step"])
+        self.train_time = float(state["train_time"])
+
+    def save_checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        path = save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+        self.last_checkpoint_step = self.step
+        self._last_ckpt_time = time.perf_counter()
+        return path
+
+    def resume(self, path: str | Path | None = None) -> None:
+        """Load `checkpoint.npz` from the run folder (or `path`)."""
+        if path is None:
+            if self.run_dir is None:
+                raise ValueError("resume needs a run folder or a checkpoint path")
+            path = self.run_dir / CHECKPOINT
+        state = load_checkpoint(path)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"checkpoint {path} does not fit this run's config: {e}") from None
+        self.last_checkpoint_step = self.step
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(self.n_train)
+
+    def _check_finite(self) -> None:
+        for name, p in self.model.named_parameters():
+            if not np.isfinite(p.grad).all():
+                raise TrainingDiverged(f"the gradient of {name} contains NaN/Inf")
+            if not np.isfinite(p.data).all():
+                raise TrainingDiverged(f"weight {name} contains NaN/Inf")
+
+    def _remember_good(self) -> None:
+        self._good_state = {"step": self.step, "model": self.model.state_dict()}
+
+    def fit(self, until_step: int | None = None) -> FitResult:
+        """Train up to `total_steps` (or until `until_step`, then checkpoint and return "paused").
+
+        Evaluates every `eval_every` steps and at the end of every epoch and of the run. A NaN/Inf
+        loss, gradient or weight stops training ("diverged"): the model is reset to the last
+        good evaluation point and the last good checkpoint is left as it was.
+        """
+        cfg, model, opt, hist = self.cfg, self.model, self.optimizer, self.history
+        loss_fn, penalty, schedule = self.loss_fn, self.penalty, self.schedule
+        x, y = self.data.x_train, self.data.y_train
+        bs, spe, total = cfg.batch_size, self.steps_per_epoch, self.total_steps
+        stop_at = total if until_step is None else min(total, int(until_step))
+        hist.ensure(total)
+        xbuf = np.empty((bs, x.shape[1]), x.dtype)
+        stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
+        eval_every = cfg.eval_every
+        augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
+        progress = self.progress
+        model.train()
+        if self.step == 0 and not hist.evals:
+            self._remember_good()
+            self.save_checkpoint()
+        elif self._good_state is None:
+            self._remember_good()
+        perm_epoch, perm = -1, np.empty(0, np.intp)
+        progress.start(self.step)
+        status, message = "completed", ""
+        t_start = time.perf_counter()
+        t_base = self.train_time
+        errstate = np.errstate(over="ignore", invalid="ignore")  # divergence is detected explicitly
+        errstate.__enter__()
+        try:
+            while self.step < stop_at:
+                step = self.step
+                epoch, pos = divmod(step, spe)
+                if epoch != perm_epoch:
+                    perm, perm_epoch = self._permutation(epoch), epoch
+                idx = perm[pos * bs : (pos + 1) * bs]
+                xb = np.take(x, idx, axis=0, out=xbuf) if idx.size == bs else x[idx]
+                yb = y[idx]
+                if augment:  # a generator per step: a resumed run draws the same crops
+                    rng = np.random.default_rng([cfg.seed, 11, step])
+                    xb = augment_batch(xb, self.data.image_shape, cfg.random_flip, pad, rng)
+                lr = schedule.lr if stateful else schedule(step)
+                opt.lr = lr
+                logits = model.forward_nocopy(xb)  # (B, D) -> (B, classes)
+                try:
+                    loss = loss_fn.forward(logits, yb)
+                except FloatingPointError as e:
+                    raise TrainingDiverged(f"the training loss is not finite ({e})") from None
+                model.backward(loss_fn.backward(), input_grad=False)
+                if penalty is not None:
+                    penalty.backward()
+                opt.step()
+                hist.loss[step] = loss
+                hist.lr[step] = lr
+                self.step = step + 1
+                hist.steps = self.step
+                if loss_ratio:
+                    schedule.update(loss)
+                if (eval_every and self.step % eval_every == 0) or self.step % spe == 0 or self.step == total:
+                    self.train_time = t_base + time.perf_counter() - t_start
+                    stop = self._evaluation_point()
+                    t_start, t_base = time.perf_counter(), self.train_time
+                    if stop:
+                        status = "early_stopped"
+                        message = (
+                            f"early stop at step {self.step}: {self.monitor} improved by less than "
+                            f"{100 * cfg.min_delta:g}% for {cfg.patience} evaluation(s)"
+                        )
+                        break
+                progress.update(self.step)
+            self.train_time = t_base + time.perf_counter() - t_start
+            if status == "completed" and self.step < total:
+                status = "paused"
+                message = f"paused at step {self.step} of {total}"
+                self.save_checkpoint()
+            elif status != "paused":
+                self.save_checkpoint()  # the final state (before best weights are restored)
+        except TrainingDiverged as e:
+            self.train_time = t_base + time.perf_counter() - t_start
+            status = "diverged"
+            good = self._good_state
+            assert good is not None
+            model.load_state_dict(good["model"])
+            where = (
+                f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in "
+                f"{self.run_dir / CHECKPOINT}"
+                if self.run_dir is not None and self.last_checkpoint_step is not None
+                else f"the model was reset to step {good['step']}"
+            )
+            message = (
+                f"training diverged at step {self.step + 1}: {e} (lr {float(opt.lr):.3g}); stopped, {where}. "
+                "Try a smaller --lr."
+            )
+        except KeyboardInterrupt:
+            self.train_time = t_base + time.perf_counter() - t_start
+            status = "interrupted"
+            message = (
+                f"interrupted at step {self.step}; the checkpoint of step {self.last_checkpoint_step} is kept"
+            )
+        finally:
+            errstate.__exit__(None, None, None)
+            progress.close()
+        if status in ("completed", "early_stopped") and cfg.early_stopping and cfg.restore_best:
+            if self.best_state is not None:
+                model.load_state_dict(self.best_state)
+        if status == "completed":
+            message = f"completed {self.step} steps ({self.step / spe:.2f} epochs) in {self.train_time:.1f} s"
+        return FitResult(status, message, self.step, self.train_time, self.stopper.best_step)
+
+    def _evaluation_point(self) -> bool:
+        """Evaluate, record, track the best weights, feed the plateau rule, checkpoint.
+        Returns True when early stopping says stop."""
+        self._check_finite()
+        rec = self._eval_record()
+        self.history.add_eval(rec)
+        self._last_eval_step = self.step
+        value = rec.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            raise TrainingDiverged(f"{self.monitor} is {value}")
+        if self.stopper.update(value, self.step) and self.cfg.early_stopping and self.cfg.restore_best:
+            self.best_state = self.model.state_dict()
+        if self.cfg.schedule == "plateau":
+            self.schedule.update(value)
+        self._remember_good()
+        if self.run_dir is not None:
+            self.history.write_evals(self.run_dir)
+            # checkpoint at most every 15 s of wall time (and always at the end of the run)
+            if time.perf_counter() - self._last_ckpt_time > 15.0 or self.step == self.total_steps:
+                self.save_checkpoint()
+        self.progress.evaluated(self.step, _short_metrics(rec))
+        return self.cfg.early_stopping and self.stopper.should_stop
+
+
+def _short_metrics(rec: dict[str, Any]) -> str:
+    parts = [f"ep {rec['epoch']:.2f}"]
+    if rec.get("train_loss_running") is not None:
+        parts.append(f"loss {rec['train_loss_running']:.4f}")
+    for split in ("val", "test"):
+        if rec.get(f"{split}_acc") is not None:
+            parts.append(f"{split} {100 * rec[f'{split}_acc']:.2f}%")
+    parts.append(f"lr {rec['lr']:.3g}")
+    return " ".join(parts)
