@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import tarfile
 
 import numpy as np
@@ -138,3 +139,55 @@ def test_cifar10_as_an_image_tree(tmp_path):
     (tmp_path / "c.tar.gz").rename(tmp_path / "cifar10" / "cifar10-jpeg.tar.gz")
     ds = data.load("cifar10", root=tmp_path)
     assert ds.name == "cifar10" and ds.classes == list(classes) and ds.x_train.shape == (8, 3, 32, 32)
+
+
+# ---- the fast JPEG path must give exactly what Image.open gives, and fall back otherwise --------
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fast_jpeg_path_equals_pillow(tmp_path, channels, monkeypatch):
+    import chainrule.data.imagefolder as imf
+
+    write_image_tree(tmp_path / "j", fmt="jpg", size=(12, 10), channels=channels, n_train=6)
+    items = sorted(str(p) for p in (tmp_path / "j").rglob("*.jpg"))
+    calls = {"fast": 0}
+    real_fast = imf._fast_jpeg
+
+    def counting(*a):
+        out = real_fast(*a)
+        calls["fast"] += out is not None
+        return out
+
+    monkeypatch.setattr(imf, "_fast_jpeg", counting)
+    fast = decode_images(items, items, workers=1)
+    assert calls["fast"] >= len(items)  # the fast path was really taken
+    monkeypatch.setattr(imf, "_fast_path_agrees", lambda *a: False)
+    slow = decode_images(items, items, workers=1)
+    np.testing.assert_array_equal(fast, slow)
+    ref = np.stack([np.asarray(Image.open(p)) for p in items])
+    np.testing.assert_array_equal(fast, ref[:, None] if channels == 1 else ref.transpose(0, 3, 1, 2))
+
+
+def test_fast_jpeg_path_falls_back_on_odd_files(tmp_path):
+    write_image_tree(tmp_path / "j", fmt="jpg", size=(16, 16), n_train=3)
+    cdir = tmp_path / "j" / "train" / "dog"
+    Image.fromarray(np.zeros((16, 12, 3), np.uint8)).save(cdir / "0009.jpg")  # narrower
+    with pytest.raises(data.DataFormatError, match=r"0009.jpg: image is 12x16"):
+        data.load_folder(tmp_path / "j")
+    (cdir / "0009.jpg").unlink()
+    good = (cdir / "0000.jpg").read_bytes()
+    (cdir / "0001.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(data.DataFormatError, match=r"0001.jpg: unreadable image"):
+        data.load_folder(tmp_path / "j")
+    (cdir / "0001.jpg").write_bytes(good)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(cdir / "0002.jpg")  # grayscale among colour
+    ds = data.load_folder(tmp_path / "j")
+    assert ds.image_shape == (3, 16, 16) and np.all(ds.x_train[5] == 0)
+
+
+def test_jpeg_layout_parser():
+    from chainrule.data.imagefolder import _jpeg_layout
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((7, 9, 3), np.uint8)).save(buf, "JPEG")
+    assert _jpeg_layout(buf.getvalue()) == (9, 7, 3)
+    assert _jpeg_layout(b"\x89PNG....") is None
+    assert _jpeg_layout(buf.getvalue()[:20]) is None

@@ -34,6 +34,7 @@ def test_standardize_matches_numpy_reference(per_channel):
     s = ref.std(axis=axes, keepdims=True)
     np.testing.assert_allclose(mean, np.ravel(m), rtol=1e-12)
     np.testing.assert_allclose(std, np.ravel(s), rtol=1e-12)
+    np.testing.assert_array_equal(data.channel_stats(xtr, per_channel)[1], std)
     np.testing.assert_allclose(a, (ref - m) / s, atol=1e-5)
     np.testing.assert_allclose(b, (xte / 255 - m) / s, atol=1e-5)  # test uses the *training* stats
     assert a.dtype == b.dtype == np.float32

@@ -17,7 +17,7 @@ from .errors import DataFormatError, DatasetNotFoundError, DownloadError
 from .idx import read_idx, write_idx
 from .imagefolder import read_image_folder
 from .plots import plot_class_samples
-from .preprocess import flatten, one_hot, read_image, standardize, to_float, train_val_split
+from .preprocess import channel_stats, flatten, one_hot, read_image, standardize, to_float, train_val_split
 from .registry import SPECS, get_spec
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DownloadError",
     "cache_dir",
+    "channel_stats",
     "data_roots",
     "download_url",
     "flatten",

@@ -200,15 +200,82 @@ def _open(item: bytes | str, name: str):  # -> PIL.Image.Image
     return im
 
 
+def _jpeg_layout(b: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from a JPEG's SOF marker; None for anything that is not a
+    plain JFIF/Exif JPEG (no SOF found, Adobe APP14 colour transform, odd structure)."""
+    if b[:2] != b"\xff\xd8":
+        return None
+    pos, n = 2, len(b)
+    while pos + 4 <= n:
+        if b[pos] != 0xFF:
+            return None
+        marker = b[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        seglen = (b[pos + 2] << 8) | b[pos + 3]
+        if marker == 0xEE:  # Adobe: colour transform flags the generic path handles
+            return None
+        if marker in (0xC0, 0xC1, 0xC2):
+            if pos + 10 > n:
+                return None
+            return (b[pos + 7] << 8) | b[pos + 8], (b[pos + 5] << 8) | b[pos + 6], b[pos + 9]
+        if marker in (0xD9, 0xDA) or seglen < 2:
+            return None
+        pos += 2 + seglen
+    return None
+
+
+def _fast_jpeg(data: bytes, mode: str, size: tuple[int, int], canvas) -> np.ndarray | None:  # noqa: ANN001
+    """Decode a plain JPEG straight into `canvas` with Pillow's libjpeg decoder, skipping
+    `Image.open`'s per-file header parsing in Python (about 3x faster for 32x32 images).
+
+    Returns None (the caller then takes the ordinary `Image.open` path) unless the header says
+    exactly `size` and the channel count of `mode` and the decoder reports a complete image.
+    """
+    layout = _jpeg_layout(data)
+    if layout is None or layout[:2] != size or layout[2] != (1 if mode == "L" else 3):
+        return None
+    from PIL import Image
+
+    try:
+        dec = Image._getdecoder(mode, "jpeg", (mode, ""))
+        dec.setimage(canvas.im, (0, 0, *size))
+        consumed, err = dec.decode(data)
+        dec.cleanup()
+    except Exception:  # private API: any surprise means "use the public path"
+        return None
+    if consumed >= 0 or err < 0:  # wants more data (truncated) or failed
+        return None
+    return np.asarray(canvas)
+
+
 def _decode_range(bounds: tuple[int, int]) -> tuple[bool, str | None]:
     """Decode items [a, b) of `_JOB` into its output. Returns (saw colour, first error or None)."""
     a, b = bounds
     items, names, out = _JOB["items"], _JOB["names"], _JOB["out"]
-    mode, size = _JOB["mode"], _JOB["size"]
+    mode, size, fast = _JOB["mode"], _JOB["size"], _JOB["fast"]
     colour = False
+    canvas = None
+    if fast:
+        from PIL import Image
+
+        canvas = Image.new(mode, size)
     try:
         for i in range(a, b):
-            im = _open(items[i], names[i])
+            item = items[i]
+            if fast:
+                if not isinstance(item, bytes):
+                    try:
+                        item = Path(item).read_bytes()
+                    except OSError as e:
+                        raise DataFormatError(f"{names[i]}: unreadable image ({e})") from e
+                arr = _fast_jpeg(item, mode, size, canvas)
+                if arr is not None:
+                    out[i] = arr
+                    colour = colour or mode == "RGB"
+                    continue
+            im = _open(item, names[i])
             if im.size != size:
                 raise DataFormatError(
                     f"{names[i]}: image is {im.size[0]}x{im.size[1]}, the first image "
@@ -222,6 +289,17 @@ def _decode_range(bounds: tuple[int, int]) -> tuple[bool, str | None]:
     except DataFormatError as e:
         return colour, str(e)
     return colour, None
+
+
+def _fast_path_agrees(item: bytes | str, first, mode: str) -> bool:  # noqa: ANN001
+    """Use the fast JPEG path only if it reproduces `Image.open` exactly on the first image."""
+    if first.format != "JPEG" or first.mode != mode:
+        return False
+    from PIL import Image
+
+    data = item if isinstance(item, bytes) else Path(item).read_bytes()
+    fast = _fast_jpeg(data, mode, first.size, Image.new(mode, first.size))
+    return fast is not None and np.array_equal(fast, np.asarray(first))
 
 
 def decode_images(items: list[bytes | str], names: list[str], workers: int | None = None) -> np.ndarray:
@@ -240,6 +318,7 @@ def decode_images(items: list[bytes | str], names: list[str], workers: int | Non
     first = _open(items[0], names[0])
     size = first.size
     mode = "L" if first.mode in GRAY_MODES else "RGB"
+    fast = _fast_path_agrees(items[0], first, mode)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8) if n >= PARALLEL_MIN else 1
     if "fork" not in multiprocessing.get_all_start_methods():
@@ -250,7 +329,7 @@ def decode_images(items: list[bytes | str], names: list[str], workers: int | Non
         nbytes = int(np.prod(shape))
         buf = mmap.mmap(-1, nbytes) if workers > 1 else bytearray(nbytes)  # shared with the workers
         out = np.frombuffer(buf, np.uint8).reshape(shape)
-        _JOB.update(items=items, names=names, out=out, mode=mode, size=size)
+        _JOB.update(items=items, names=names, out=out, mode=mode, size=size, fast=fast)
         try:
             if workers > 1:
                 chunks = np.linspace(0, n, 4 * workers + 1).astype(int)

@@ -52,7 +52,6 @@ def plot_class_samples(
 
     from matplotlib.figure import Figure  # no pyplot: no global backend state, no GUI
 
-
     fig = Figure(figsize=(per_class * 0.9 + 1.2, n_cls * 0.9 + 0.4))
     axes = fig.subplots(n_cls, per_class, squeeze=False)
     for k in range(n_cls):

@@ -64,6 +64,12 @@ def _stats(x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(ss / n)
 
 
+def channel_stats(x: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (float64, in `to_float` units: uint8 is scaled by 1/255) without making
+    the standardized copy; per channel for (N, C, H, W) input, else one value. Shape: (C,) or (1,)."""
+    return _stats(np.asarray(x), per_channel)
+
+
 def standardize(
     x_train: np.ndarray,
     *others: np.ndarray,
