@@ -133,3 +133,13 @@ def test_stale_temp_dirs_are_cleaned(tmp_path):
     write_idx_dataset(tmp_path / "mnist")
     data.load("mnist", root=tmp_path)
     assert not stale.exists()
+
+
+def test_unwritable_cache_only_warns(tmp_path, monkeypatch):
+    want = write_idx_dataset(tmp_path / "mnist")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CHAINRULE_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="could not write the data cache"):
+        ds = data.load("mnist", root=tmp_path)
+    np.testing.assert_array_equal(ds.x_train, want["x_train"])

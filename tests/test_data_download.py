@@ -53,7 +53,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server():
     handler = type("H", (_Handler,), {"files": {}, "cut": set()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
     yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .imagefolder import decode_tree, scan_tree
 from .registry import IDX_FILES, LABEL_MD5, DatasetSpec, get_spec
 
 
-@dataclass
+@dataclass(eq=False)
 class Dataset:
     """Train and test splits of an image classification data set.
 
@@ -184,10 +185,14 @@ def _cached(name: str, key: str | None, decode, source: str, use_cache: bool) ->
     d = decode()
     arrays = {k: d[k] for k in _cache.ARRAY_NAMES}
     if use_cache and key is not None:
-        _cache.save_entry(name, key, arrays, {"name": name, "classes": d["classes"], "source": source})
-        hit = _cache.load_entry(name, key)
-        if hit is not None:
-            arrays = hit[0]
+        try:
+            _cache.save_entry(name, key, arrays, {"name": name, "classes": d["classes"], "source": source})
+        except OSError as e:  # a read-only or full disk must not stop training
+            warnings.warn(f"could not write the data cache in {_cache.cache_dir()}: {e}", stacklevel=3)
+        else:
+            hit = _cache.load_entry(name, key)
+            if hit is not None:
+                arrays = hit[0]
     return Dataset(name, classes=list(d["classes"]), source=source, **arrays)
 
 

@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +84,8 @@ def download_url(
     Raises:
         DownloadError: network error, short transfer, or checksum mismatch; no file is left.
     """
+    import urllib.request  # lazily: it pulls in ssl and http (~30 ms at import)
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if progress is None:
