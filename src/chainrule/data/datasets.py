@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,7 +177,8 @@ def _decode_idx(spec: DatasetSpec, files: dict[str, Path]) -> dict:
     return out
 
 
-def _cached(name: str, key: str | None, decode, source: str, use_cache: bool) -> Dataset:  # noqa: ANN001
+def _cached(name: str, key: str | None, decode: Callable[[], dict], source: str, use_cache: bool) -> Dataset:
+    """The cache entry for (name, key) if there is one, else `decode()` and store it."""
     if use_cache and key is not None:
         hit = _cache.load_entry(name, key)
         if hit is not None:

@@ -95,7 +95,7 @@ def download_url(
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http/https/file)
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
                     length = resp.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
                     bar = _Progress(f"Downloading {dest.name}", total, sys.stderr if progress else None)
