@@ -85,7 +85,8 @@ def loss_curves(
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(title or "loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _to_png(fig)
 
 
@@ -109,7 +110,8 @@ def accuracy_curves(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _to_png(fig)
 
 

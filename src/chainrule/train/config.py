@@ -45,7 +45,7 @@ class TrainConfig:
     """Everything a training run needs; `config.toml` in a run folder is this, resolved."""
 
     # ---- run -----------------------------------------------------------------------------------
-    name: str = _f("mnist", "run name (the run folder is <out-dir>/<timestamp>-<name>)", "run")
+    name: str = _f("mnist-fast", "run name (the run folder is <out-dir>/<timestamp>-<name>)", "run")
     description: str = _f("", "free text shown in the report", "run")
     seed: int = _f(0, "seed for the split, initialization, shuffling, dropout and augmentation", "run")
     out_dir: str = _f("runs", "folder that receives the run folder", "run")
@@ -108,7 +108,7 @@ class TrainConfig:
 
     # ---- training loop -------------------------------------------------------------------------
     batch_size: int = _f(128, "mini-batch size (1 = per-sample SGD)", "train")
-    epochs: float | None = _f(12.0, "epochs to train (ignored when --steps is set)", "train")
+    epochs: float | None = _f(10.0, "epochs to train (ignored when --steps is set)", "train")
     steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
     eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
     early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "train")

@@ -169,7 +169,8 @@ def finalize(
         "command": command or f"chainrule train --config {run_dir / 'config.toml'}",
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=1) + "\n")
-    _plots_and_report(trainer, run_dir, summary, pred, probs)
+    if result.status != "paused":  # a paused run gets its plots and report when it finishes
+        _plots_and_report(trainer, run_dir, summary, pred, probs)
     return summary
 
 
