@@ -166,3 +166,13 @@ def test_failed_download_leaves_nothing_trusted(mnist_mirror, tmp_path, fault):
     handler.cut.clear()
     handler.files[victim] = (tmp_path / "src" / victim[1:]).read_bytes()
     assert len(data.load("mnist", root=root, download=True, mirror=url, progress=False).y_test) == 10
+
+
+def test_corrupt_local_file_is_replaced(mnist_mirror, tmp_path):
+    _, url, want = mnist_mirror
+    folder = tmp_path / "root" / "mnist"
+    folder.mkdir(parents=True)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    ds = data.load("mnist", root=tmp_path / "root", download=True, mirror=url, progress=False)
+    np.testing.assert_array_equal(ds.y_test, want["y_test"])

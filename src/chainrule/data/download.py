@@ -121,6 +121,13 @@ def download_url(
     return dest
 
 
+def _md5_or_none(path: Path) -> str | None:
+    try:
+        return payload_md5(path)
+    except DownloadError:  # e.g. a corrupt .gz left by something else: download it again
+        return None
+
+
 def download_files(
     files: dict[str, str],
     mirrors: Sequence[str],
@@ -136,7 +143,7 @@ def download_files(
     paths = []
     for fname, md5 in files.items():
         dest = folder / fname
-        if dest.is_file() and payload_md5(dest) == md5:
+        if dest.is_file() and _md5_or_none(dest) == md5:  # already here and intact
             paths.append(dest)
             continue
         errors = []
