@@ -95,6 +95,38 @@ def test_cifar_binary_random_bytes(blob):
     _ok_or_format_error(parse_binary_batch, blob)
 
 
+_TAR = None
+
+
+def _valid_cifar_tar(tmp_path_factory) -> bytes:
+    global _TAR
+    if _TAR is None:
+        from chainrule.data.synthetic import write_cifar_python
+
+        d = tmp_path_factory.mktemp("tar")
+        write_cifar_python(d, per_batch=2)
+        _TAR = (d / "cifar-10-python.tar.gz").read_bytes()
+    return _TAR
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400) | st.tuples(edits, st.none() | st.integers(0, 4000)))
+def test_archives_random_and_mutated(tmp_path_factory, blob):
+    """Whole archives, as the CIFAR-10 and image-folder readers see them."""
+    from chainrule.data.cifar import read_cifar10
+    from chainrule.data.imagefolder import scan_tar
+
+    if isinstance(blob, tuple):
+        blob = _mutate(_valid_cifar_tar(tmp_path_factory), *blob)
+    path = tmp_path_factory.mktemp("fz") / "cifar-10-python.tar.gz"
+    path.write_bytes(blob)
+    for reader in (read_cifar10, scan_tar):
+        try:
+            reader(path)
+        except DataFormatError as err:
+            assert "cifar-10-python.tar.gz" in str(err)
+
+
 def test_fuzz_found_errors_are_reachable():
     """The strategies do reach both outcomes (a fuzz test that never fails parsing is useless)."""
     with pytest.raises(DataFormatError):

@@ -27,7 +27,8 @@ def random_crop(x: np.ndarray, padding: int = 4, rng: np.random.Generator | int 
         return x.copy()
     n, _, h, w = x.shape
     g = _rng(rng)
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    padded = np.zeros((n, x.shape[1], h + 2 * padding, w + 2 * padding), x.dtype)  # faster than np.pad
+    padded[:, :, padding : padding + h, padding : padding + w] = x
     windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
     dy = g.integers(0, 2 * padding + 1, size=n)
     dx = g.integers(0, 2 * padding + 1, size=n)
