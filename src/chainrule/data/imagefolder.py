@@ -295,6 +295,14 @@ def _decode_range(bounds: tuple[int, int]) -> tuple[bool, str | None]:
     return colour, None
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, e.g. a container's limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _fast_path_agrees(item: bytes | str, first: Image.Image, mode: str) -> bool:
     """Use the fast JPEG path only if it reproduces `Image.open` exactly on the first image."""
     if first.format != "JPEG" or first.mode != mode:
@@ -324,7 +332,7 @@ def decode_images(items: list[bytes | str], names: list[str], workers: int | Non
     mode = "L" if first.mode in GRAY_MODES else "RGB"
     fast = _fast_path_agrees(items[0], first, mode)
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if n >= PARALLEL_MIN else 1
+        workers = min(_usable_cpus(), 8) if n >= PARALLEL_MIN else 1
     if "fork" not in multiprocessing.get_all_start_methods():
         workers = 1
     while True:
