@@ -1,7 +1,7 @@
 """The real data sets in ../shared/datasets (CI has them; skipped cleanly when absent).
 
-Each data set is decoded once per session into a temporary cache (the CIFAR-10 JPEG tree takes
-seconds); the decode time is printed (`pytest -s`).
+Each data set is decoded once per session (module-scoped fixtures; only this file loads them)
+into a temporary cache; the CIFAR-10 JPEG tree takes seconds. Decode times are printed (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("CHAINRULE_CACHE", str(tmp_path_factory.mktemp("real-cache")))
@@ -47,17 +47,17 @@ def _load(name: str) -> data.Dataset:
     return _loaded[name][0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mnist(real_cache):
     return _load("mnist")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fashion(real_cache):
     return _load("fashion-mnist")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cifar(real_cache):
     if not (SHARED / "cifar10").is_dir():
         pytest.skip("no cifar10 in the shared data sets")
