@@ -142,3 +142,15 @@ def test_garbage_in_a_batch_file(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"not a pickle at all")
     with pytest.raises(data.DataFormatError, match="data_batch_2: not a valid CIFAR-10 pickle"):
         read_cifar10(tmp_path / "cifar-10-batches-py")
+
+
+def test_old_numpy_module_names_in_pickles(recwarn):
+    """The canonical CIFAR-10 pickles (Python 2, NumPy 1) name numpy.core.multiarray."""
+    x = np.arange(3072 * 2, dtype=np.uint8).reshape(2, 3072)
+    blob = pickle.dumps({b"data": x, b"labels": [0, 7]}, protocol=2)
+    assert b"numpy._core.multiarray\n" in blob or b"numpy.core.multiarray\n" in blob
+    old = blob.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    xb, yb = parse_python_batch(old, "old")
+    np.testing.assert_array_equal(xb.reshape(2, -1), x)
+    assert list(yb) == [0, 7]
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
