@@ -40,7 +40,9 @@ def check_float(x: np.ndarray, where: str) -> None:
 # Linear: y = x W^T + b
 
 
-def linear_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+def linear_forward(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, out: np.ndarray | None = None
+) -> np.ndarray:
     """y = x W^T + b.  Shapes: x (N, in), W (out, in), b (out,) -> y (N, out)."""
     y = np.matmul(x, W.T, out=out)  # (N, in) @ (in, out) -> (N, out)
     if b is not None:
@@ -63,7 +65,7 @@ def linear_backward(
     """
     np.matmul(grad_y.T, x, out=grad_W)  # (out, N) @ (N, in) -> (out, in)
     if grad_b is not None:
-        np.sum(grad_y, axis=0, out=grad_b)
+        np.add.reduce(grad_y, axis=0, out=grad_b)  # (N, out) -> (out,), same dtype (no upcast)
     if not input_grad:
         return None
     return np.matmul(grad_y, W, out=grad_x)  # (N, out) @ (out, in) -> (N, in)
@@ -74,11 +76,20 @@ def linear_backward(
 
 
 def relu_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """y = max(x, 0).  Shape: any -> same."""
     return np.maximum(x, 0, out=out)
 
 
-def relu_backward(grad_y: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return np.multiply(grad_y, y > 0, out=out)
+def relu_backward(
+    grad_y: np.ndarray, y: np.ndarray, out: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """dL/dx = g * [y > 0].  `mask` (bool, shape of y) is an optional preallocated scratch array.
+
+    Two plain passes (compare, multiply): `np.copyto(..., where=)` or `np.multiply(..., where=)`
+    are 10x slower here on random masks (a data-dependent branch per element).
+    """
+    m = np.greater(y, 0, out=mask)
+    return np.multiply(grad_y, m, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,43 +111,48 @@ def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+_ARANGE = np.arange(0)
+
+
+def _rows(n: int) -> np.ndarray:
+    """np.arange(n), cached: row indices for picking one entry per row."""
+    global _ARANGE
+    if _ARANGE.shape[0] < n:
+        _ARANGE = np.arange(max(n, 2 * _ARANGE.shape[0]))
+    return _ARANGE[:n]
+
+
 def softmax_cross_entropy_forward(
     z: np.ndarray, labels: np.ndarray, probs_out: np.ndarray | None = None
 ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of integer `labels` (N,) under softmax(z), z (N, C).
 
-    Returns (loss, probs); probs is what the backward needs.
+    With m_n = max_c z_nc and s_n = sum_c exp(z_nc - m_n) (so 1 <= s_n <= C):
+        L = (1/N) sum_n [log s_n - (z_{n,t_n} - m_n)],   p_nc = exp(z_nc - m_n) / s_n.
+    Stable for any finite logits (|z| ~ 1e4 included): no exp overflows and no log of 0.
+    Returns (loss, probs); probs is what the backward needs. Six passes over (N, C), all in the
+    dtype of z; only the (N,) row losses are summed in float64.
     """
-    n = z.shape[0]
-    p = softmax(z, out=probs_out)
-    picked = p[np.arange(n), labels]
-    # log of the picked probability straight from the logits, stable even where p underflows to 0
-    zmax = z.max(axis=1)
-    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)) if _needs_lse(picked) else None
-    if lse is None:
-        loss = -np.log(picked).mean(dtype=np.float64)
-    else:
-        loss = (lse - z[np.arange(n), labels]).mean(dtype=np.float64)
+    rows = _rows(z.shape[0])
+    zmax = z.max(axis=1, keepdims=True)  # (N, 1)
+    p = np.subtract(z, zmax, out=probs_out)  # shifted logits, <= 0
+    picked = p[rows, labels]  # (N,) shifted logit of the true class (a copy: taken before exp)
+    np.exp(p, out=p)
+    s = p.sum(axis=1, keepdims=True)  # (N, 1), in [1, C]
+    p /= s
+    np.log(s[:, 0], out=s[:, 0])
+    s[:, 0] -= picked  # per-row loss
+    loss = s.sum(dtype=np.float64) / z.shape[0]
     return float(loss), p
-
-
-def _needs_lse(picked: np.ndarray) -> bool:
-    # log(p) is exact enough unless some picked probability is tiny; then recompute via log-sum-exp.
-    return bool(picked.min() < 1e-30)
 
 
 def softmax_cross_entropy_backward(
     probs: np.ndarray, labels: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """dL/dz = (p - onehot(labels)) / N."""
-    n = probs.shape[0]
-    if out is None:
-        g = probs.copy()
-    else:
-        g = out
-        np.copyto(g, probs)
-    g[np.arange(n), labels] -= 1
-    g *= 1.0 / n
+    """dL/dz = (p - onehot(labels)) / N, computed as p/N then 1/N off each true class."""
+    inv_n = 1.0 / probs.shape[0]  # a Python float: keeps float32 arrays float32
+    g = np.multiply(probs, inv_n, out=out)
+    g[_rows(probs.shape[0]), labels] -= inv_n
     return g
 
 

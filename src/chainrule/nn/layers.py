@@ -76,7 +76,8 @@ class Linear(Module):
             raise RuntimeError("Linear.backward called before forward")
         if grad_out.shape != (x.shape[0], self.out_features):
             raise ValueError(
-                f"Linear.backward: grad_out has shape {grad_out.shape}, expected {(x.shape[0], self.out_features)}"
+                f"Linear.backward: grad_out has shape {grad_out.shape}, "
+                f"expected {(x.shape[0], self.out_features)}"
             )
         grad_x = self._buffer("gx", x.shape, x.dtype) if input_grad else None
         return F.linear_backward(
@@ -107,4 +108,5 @@ class ReLU(Module):
             raise RuntimeError("ReLU.backward called before forward")
         if grad_out.shape != y.shape:
             raise ValueError(f"ReLU.backward: grad_out has shape {grad_out.shape}, expected {y.shape}")
-        return F.relu_backward(grad_out, y, out=self._buffer("gx", y.shape, y.dtype))
+        out = self._buffer("gx", y.shape, y.dtype)
+        return F.relu_backward(grad_out, y, out=out, mask=self._buffer("mask", y.shape, np.dtype(bool)))

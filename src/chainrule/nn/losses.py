@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import functional as F
@@ -10,20 +12,25 @@ from . import functional as F
 def check_labels(labels: np.ndarray, n: int, classes: int, where: str) -> np.ndarray:
     """Integer labels (N,) in [0, classes); returns them as an intp array."""
     labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
+    kind = labels.dtype.kind
+    if kind not in "iu":
         raise TypeError(f"{where}: labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (n,):
         raise ValueError(f"{where}: labels have shape {labels.shape}, expected ({n},) to match the batch")
-    lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= classes:
+    # one reduction: seen as unsigned, a negative label is huge, so max < classes checks both ends
+    unsigned = labels if kind == "u" else labels.view(f"u{labels.dtype.itemsize}")
+    if unsigned.max() >= classes:
+        lo, hi = int(labels.min()), int(labels.max())
         bad = lo if lo < 0 else hi
-        raise ValueError(f"{where}: label {bad} is out of range for {classes} classes (valid: 0..{classes - 1})")
+        raise ValueError(
+            f"{where}: label {bad} is out of range for {classes} classes (valid: 0..{classes - 1})"
+        )
     return labels
 
 
 def check_finite_loss(loss: float, arrays: dict[str, np.ndarray], where: str) -> None:
     """A non-finite loss gets traced back to the input that caused it."""
-    if np.isfinite(loss):
+    if math.isfinite(loss):
         return
     for name, a in arrays.items():
         bad = ~np.isfinite(a)
@@ -73,7 +80,9 @@ class SoftmaxCrossEntropy(Loss):
         target = np.asarray(target)
         if target.ndim == 2:
             if target.shape != logits.shape:
-                raise ValueError(f"SoftmaxCrossEntropy: targets {target.shape} do not match logits {logits.shape}")
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: targets {target.shape} do not match logits {logits.shape}"
+                )
             self._soft = True
             loss, p = F.soft_target_cross_entropy_forward(logits, target.astype(logits.dtype, copy=False))
         else:
