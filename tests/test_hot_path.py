@@ -270,3 +270,33 @@ def test_label_check_on_a_strided_view() -> None:
     assert nn.SoftmaxCrossEntropy().forward(np.zeros((3, 3), F32), labels) == pytest.approx(np.log(3))
     with pytest.raises(ValueError, match="label 9 is out of range"):
         nn.SoftmaxCrossEntropy().forward(np.zeros((3, 3), F32), np.array([0, 9, 1, 9, 2, 9])[1::2])
+
+
+# ---- ReLU's fast path (np.maximum against cached read-only zeros) ------------------------------------
+
+
+def test_relu_forward_equals_maximum_for_any_shape_and_special_values() -> None:
+    rng = np.random.default_rng(5)
+    for shape in [(3, 4), (50, 7), (2, 3), (1, 1), (200, 30)]:  # grows, then shrinks the cached zeros
+        x = rng.standard_normal(shape).astype(F32)
+        x.flat[0], x.flat[-1] = -np.inf, np.inf
+        if x.size > 2:
+            x.flat[1] = np.nan
+        y = F.relu_forward(x)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        assert not np.signbit(y[~np.isnan(y)]).any()  # no -0.0 in ReLU outputs
+    z = F._zeros((4, 5), F32)
+    assert not z.flags.writeable and not z.any()
+    with pytest.raises(ValueError, match="read-only"):
+        z[0, 0] = 1.0
+
+
+def test_bias_gradient_as_matrix_product_matches_sum() -> None:
+    rng = np.random.default_rng(6)
+    for n in (1, 5, 64):
+        g = rng.standard_normal((n, 7)).astype(F32)
+        x = rng.standard_normal((n, 3)).astype(F32)
+        gW, gb = np.empty((7, 3), F32), np.empty(7, F32)
+        F.linear_backward(g, x, np.zeros((7, 3), F32), gW, gb, input_grad=False)
+        np.testing.assert_allclose(gb, g.sum(axis=0, dtype=F64), rtol=1e-5, atol=1e-6)
+        assert gb.dtype == F32

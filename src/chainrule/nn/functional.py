@@ -40,6 +40,21 @@ def check_float(x: np.ndarray, where: str) -> None:
 # Linear: y = x W^T + b
 
 
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A cached, read-only vector of n ones (for batch sums as matrix products)."""
+    key = (n, np.dtype(dtype))
+    v = _ONES.get(key)
+    if v is None:
+        if len(_ONES) > 16:
+            _ONES.clear()
+        v = _ONES[key] = np.ones(n, dtype)
+        v.flags.writeable = False
+    return v
+
+
 def linear_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -65,7 +80,9 @@ def linear_backward(
     """
     np.matmul(grad_y.T, x, out=grad_W)  # (out, N) @ (N, in) -> (out, in)
     if grad_b is not None:
-        np.add.reduce(grad_y, axis=0, out=grad_b)  # (N, out) -> (out,), same dtype (no upcast)
+        # sum over the batch as a BLAS product: 1_N^T g, (N,) @ (N, out) -> (out,); 2-3x faster
+        # than np.sum(axis=0) at these shapes, in the dtype of g
+        np.matmul(_ones(grad_y.shape[0], grad_y.dtype), grad_y, out=grad_b)
     if not input_grad:
         return None
     return np.matmul(grad_y, W, out=grad_x)  # (N, out) @ (out, in) -> (N, in)
@@ -75,9 +92,29 @@ def linear_backward(
 # ReLU: y = max(x, 0); derivative taken from the output (y > 0 <=> x > 0).
 
 
+_ZEROS: dict[np.dtype, np.ndarray] = {}
+
+
+def _zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only array of zeros of `shape`: a view of one cached flat vector per dtype.
+
+    `np.maximum(x, zeros)` runs NumPy's SIMD loop, 3-5x faster than `np.maximum(x, 0)`, whose
+    scalar-broadcast loop is not vectorized (NumPy 2.x). The vector comes from `np.zeros`
+    (calloc) and is never written: large sizes stay mapped to the kernel's zero page, so it costs
+    neither memory nor cache.
+    """
+    size = int(np.prod(shape))
+    dtype = np.dtype(dtype)
+    z = _ZEROS.get(dtype)
+    if z is None or z.size < size:
+        z = _ZEROS[dtype] = np.zeros(max(size, 2 * (0 if z is None else z.size)), dtype)
+        z.flags.writeable = False
+    return z[:size].reshape(shape)
+
+
 def relu_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """y = max(x, 0).  Shape: any -> same."""
-    return np.maximum(x, 0, out=out)
+    return np.maximum(x, _zeros(x.shape, x.dtype), out=out)
 
 
 def relu_backward(
@@ -133,17 +170,17 @@ def softmax_cross_entropy_forward(
     Returns (loss, probs); probs is what the backward needs. Six passes over (N, C), all in the
     dtype of z; only the (N,) row losses are summed in float64.
     """
-    rows = _rows(z.shape[0])
-    zmax = z.max(axis=1, keepdims=True)  # (N, 1)
+    n = z.shape[0]
+    # ufunc.reduce directly: the ndarray.max/sum wrappers cost more than the work at N x 10
+    zmax = np.maximum.reduce(z, axis=1, keepdims=True)  # (N, 1); NaN propagates
     p = np.subtract(z, zmax, out=probs_out)  # shifted logits, <= 0
-    picked = p[rows, labels]  # (N,) shifted logit of the true class (a copy: taken before exp)
+    picked = p[_rows(n), labels]  # (N,) shifted logit of the true class (a copy: taken before exp)
     np.exp(p, out=p)
-    s = p.sum(axis=1, keepdims=True)  # (N, 1), in [1, C]
-    p /= s
-    np.log(s[:, 0], out=s[:, 0])
-    s[:, 0] -= picked  # per-row loss
-    loss = s.sum(dtype=np.float64) / z.shape[0]
-    return float(loss), p
+    s = np.add.reduce(p, axis=1)  # (N,), in [1, C]
+    np.divide(p, s[:, None], out=p)
+    np.log(s, out=s)
+    s -= picked  # per-row loss
+    return float(np.add.reduce(s, dtype=np.float64)) / n, p
 
 
 def softmax_cross_entropy_backward(
