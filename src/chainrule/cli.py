@@ -26,9 +26,9 @@ from chainrule.train.config import (
     GROUP_TITLES,
     ConfigError,
     TrainConfig,
-    _field_kind,
     coerce,
     dumps,
+    field_kind,
     load_recipe,
     load_toml,
     optional,
@@ -78,7 +78,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             groups[group_key] = p.add_argument_group(GROUP_TITLES[group_key])
         g = groups[group_key]
         flag = "--" + name.replace("_", "-")
-        kind = _field_kind(name)
+        kind = field_kind(name)
         default = f.default_factory() if kind == "list" else f.default  # type: ignore[misc]
         help_ = f"{f.metadata['help']} [default: {default}]".replace("%", "%%")
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_}

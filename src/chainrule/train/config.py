@@ -198,7 +198,7 @@ def _check(ok: bool, key: str, value: Any, what: str) -> None:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _field_kind(name: str) -> str:
+def field_kind(name: str) -> str:
     """'int', 'float', 'bool', 'str', 'list' (of int); the annotation with `| None` stripped."""
     ann = str(FIELDS[name].type).replace(" | None", "")
     return {"list[int]": "list"}.get(ann, ann)
@@ -214,7 +214,7 @@ def coerce(name: str, value: Any, source: str = "config") -> Any:
         near = difflib.get_close_matches(name, list(FIELDS), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ConfigError(f"{source}: unknown key {name!r}{hint}")
-    kind = _field_kind(name)
+    kind = field_kind(name)
     if value is None or (isinstance(value, str) and value.lower() == "none" and kind != "str"):
         if optional(name):
             return None

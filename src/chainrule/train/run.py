@@ -128,9 +128,10 @@ def finalize(
     hist.write(run_dir)
     logits = trainer.predict_logits(data.x_test)
     pred = logits.argmax(axis=1)
-    probs = _softmax(logits)
-    test_loss, test_acc = trainer.evaluate(data.x_test, data.y_test)
-    final: dict[str, Any] = {"test_loss": test_loss, "test_acc": test_acc}
+    probs = _softmax(logits.astype(np.float64))
+    y = data.y_test
+    test_loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
+    final: dict[str, Any] = {"test_loss": test_loss, "test_acc": float(np.mean(pred == y))}
     if data.x_val is not None and data.y_val is not None:
         final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val)
     idx = trainer.train_eval_idx
@@ -183,13 +184,18 @@ def _plots_and_report(
     y = data.y_test
     cm = report.confusion_matrix(y, pred, data.num_classes)
     pick = report.pick_samples(y, pred, n=24, seed=cfg.seed)
+    wrong_total, wrong_shown = int(np.sum(y != pred)), int(np.sum(y[pick] != pred[pick]))
+    grid_title = (
+        f"test images, true / predicted (confidence): {pick.size - wrong_shown} right and "
+        f"{wrong_shown} of the {wrong_total} mistakes (red)"
+    )
     images = {
         "Loss": report.loss_curves(hist.loss[: hist.steps], hist.window, hist.evals, f"{cfg.name}: loss"),
         "Accuracy": report.accuracy_curves(hist.evals, f"{cfg.name}: accuracy"),
         "Learning rate": report.lr_curve(hist.lr[: hist.steps], f"{cfg.name}: learning rate"),
         "Confusion matrix (test set)": report.confusion_plot(cm, data.classes),
         "Sample test predictions (true / predicted)": report.prediction_grid(
-            data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes
+            data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
         ),
     }
     files = ("loss.png", "accuracy.png", "lr.png", "confusion.png", "predictions.png")

@@ -397,7 +397,6 @@ class Trainer:
                 if (eval_every and self.step % eval_every == 0) or self.step % spe == 0 or self.step == total:
                     self.train_time = t_base + time.perf_counter() - t_start
                     stop = self._evaluation_point()
-                    t_start, t_base = time.perf_counter(), self.train_time
                     if stop:
                         status = "early_stopped"
                         message = (
