@@ -479,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     seen_blas: dict[str, set[str]] = {m: set() for m in modes}
     t_start = time.time()
+    loads: list[tuple[float, float, float]] = [os.getloadavg()]
     for r in range(rounds):
         for mode in modes:
             for cfg in configs:
@@ -505,7 +506,14 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     if "error" in res:
                         print(f"  round {r + 1} {mode} {cfg} {lib}: {res['error']}", file=sys.stderr)
-        print(f"  round {r + 1}/{rounds} done ({time.time() - t_start:.0f} s)", flush=True)
+        load = os.getloadavg()
+        loads.append(load)
+        print(
+            f"  round {r + 1}/{rounds} done ({time.time() - t_start:.0f} s), load average "
+            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes on these {os.cpu_count()} CPUs "
+            "slow multi-threaded BLAS down many times over)",
+            flush=True,
+        )
 
     for mode in modes:
         print(f"\nBLAS seen by threadpoolctl, mode {mode}:")
@@ -541,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine_env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
                 "cpus": os.cpu_count(),
                 "summary": summary,
+                "load_average_per_round": loads,
                 "records": records,
             },
         )

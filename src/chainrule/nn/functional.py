@@ -7,6 +7,8 @@ module pass preallocated arrays. No function here modifies an input it was not g
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +105,7 @@ def _zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     (calloc) and is never written: large sizes stay mapped to the kernel's zero page, so it costs
     neither memory nor cache.
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     dtype = np.dtype(dtype)
     z = _ZEROS.get(dtype)
     if z is None or z.size < size:
