@@ -250,3 +250,15 @@ def test_recipes_command_lists_and_prints(capsys):
     assert rc == 0 and "uva-default" in out and "seed004-softmax" in out
     rc, out, _ = run_cli(["recipes", "uva-default"], capsys)
     assert rc == 0 and tomllib.loads(out)["steps"] == 1500
+
+
+def test_cli_and_trainer_import_no_heavy_modules():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, chainrule.cli, chainrule.train, chainrule.report; "
+        "print(sorted(m for m in ('matplotlib', 'PIL', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -80,7 +80,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         kind = field_kind(name)
         default = f.default_factory() if kind == "list" else f.default  # type: ignore[misc]
-        help_ = f"{f.metadata['help']} [default: {default}]".replace("%", "%%")
+        shown = "" if default in (None, "") else f" [default: {default}]"
+        help_ = f"{f.metadata['help']}{shown}".replace("%", "%%")
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_}
         if kind == "bool":
             g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
