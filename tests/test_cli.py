@@ -182,6 +182,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
         (["train", "--nesterov"], "nesterov"),
         (["train", "--early-stopping", "--val-fraction", "0"], "val_fraction"),
         (["evaluate", "/nonexistent/run"], "does not exist"),
+        (["train", "--resume", "/nonexistent/run"], "not a run folder"),
         (["predict", "/nonexistent/run"], "the following arguments are required: IMAGE"),
         ([], "the following arguments are required"),
         (["fly"], "invalid choice: 'fly'"),

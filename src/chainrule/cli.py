@@ -188,6 +188,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             )
         from pathlib import Path
 
+        if not (Path(args.resume) / "config.toml").is_file():
+            raise UsageError(f"--resume {args.resume}: not a run folder (no config.toml there)")
         cfg = load_toml(Path(args.resume) / "config.toml")
     else:
         cfg = TrainConfig()
