@@ -300,3 +300,80 @@ def test_bias_gradient_as_matrix_product_matches_sum() -> None:
         F.linear_backward(g, x, np.zeros((7, 3), F32), gW, gb, input_grad=False)
         np.testing.assert_allclose(gb, g.sum(axis=0, dtype=F64), rtol=1e-5, atol=1e-6)
         assert gb.dtype == F32
+
+
+# ---- large in-place updates split across threads (chainrule.parallel) ------------------------------
+
+
+def test_split_apply_covers_every_element_once() -> None:
+    from chainrule import parallel
+
+    old = parallel.num_threads()
+    try:
+        for k in (1, 2, 3):
+            parallel.set_num_threads(k)
+            for size in (
+                0,
+                5,
+                parallel.MIN_PARALLEL_SIZE - 1,
+                parallel.MIN_PARALLEL_SIZE,
+                3 * parallel.MIN_PARALLEL_SIZE + 7,
+            ):
+                hits = np.zeros(size, np.int8)
+
+                def mark(a: int, b: int, hits=hits) -> None:
+                    hits[a:b] += 1
+
+                parallel.split_apply(mark, size)
+                assert (hits == 1).all(), (k, size)
+        with pytest.raises(ValueError, match="positive integer"):
+            parallel.set_num_threads(0)
+    finally:
+        parallel.set_num_threads(old)
+
+
+def test_split_apply_reraises_a_worker_error() -> None:
+    from chainrule import parallel
+
+    old = parallel.num_threads()
+    parallel.set_num_threads(2)
+    try:
+
+        def fail_late(a: int, b: int) -> None:
+            if a > 0:
+                raise RuntimeError(f"part {a}")
+
+        with pytest.raises(RuntimeError, match="part"):
+            parallel.split_apply(fail_late, 2 * parallel.MIN_PARALLEL_SIZE)
+    finally:
+        parallel.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sgd_momentum_on_a_large_parameter_matches_the_formula(threads: int) -> None:
+    """The threaded path (parameters of >= MIN_PARALLEL_SIZE elements) gives the same numbers."""
+    from chainrule import parallel
+    from chainrule.nn.module import Param
+    from chainrule.optim import SGD
+
+    old = parallel.num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(7)
+        shape = (1024, parallel.MIN_PARALLEL_SIZE // 1024 + 3)
+        p = Param(rng.standard_normal(shape).astype(F32))
+        small = Param(rng.standard_normal(5).astype(F32))
+        opt = SGD([p, small], lr=0.05, momentum=0.9)
+        ref_p, ref_v = p.data.astype(F64), np.zeros(shape)
+        for _ in range(3):
+            g = rng.standard_normal(shape).astype(F32)
+            p.grad[...] = g
+            small.grad[...] = 1.0
+            opt.step()
+            ref_v = 0.9 * ref_v + g
+            ref_p = ref_p - 0.05 * ref_v
+        np.testing.assert_allclose(p.data, ref_p, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(opt.state["momentum_buffer"][0], ref_v, rtol=1e-5, atol=1e-5)
+        assert p.data.dtype == F32
+    finally:
+        parallel.set_num_threads(old)

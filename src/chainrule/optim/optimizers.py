@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..nn.module import Module, Param
+from ..parallel import MIN_PARALLEL_SIZE, split_apply
 
 __all__ = ["SGD", "Adam", "AdamW", "OPTIMIZERS", "Optimizer", "RMSprop", "make_optimizer"]
 
@@ -227,6 +228,26 @@ class Optimizer:
         self.step_count = step
 
 
+def _all_contiguous(*arrays: np.ndarray) -> bool:
+    return all(a.flags.c_contiguous for a in arrays)
+
+
+def _momentum_step_split(
+    p: np.ndarray, g: np.ndarray, v: np.ndarray, tmp: np.ndarray, lr: float, mu: float
+) -> None:
+    """v <- mu v + g; p <- p - lr v, on flat views, split across threads (`chainrule.parallel`)."""
+    pf, gf, vf, tf = p.reshape(-1), g.reshape(-1), v.reshape(-1), tmp.reshape(-1)
+
+    def part(a: int, b: int) -> None:
+        vv, tt = vf[a:b], tf[a:b]
+        vv *= mu
+        vv += gf[a:b]
+        np.multiply(vv, lr, out=tt)
+        pf[a:b] -= tt
+
+    split_apply(part, vf.size)
+
+
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay,
     in PyTorch's convention (`torch.optim.SGD`, identical trajectories).
@@ -291,6 +312,9 @@ class SGD(Optimizer):
             g = p.grad
             if g.shape != v.shape:
                 raise ValueError(f"{p!r} has a gradient of shape {g.shape}, expected {v.shape}")
+            if v.size >= MIN_PARALLEL_SIZE and _all_contiguous(p.data, g, v, tmp):
+                _momentum_step_split(p.data, g, v, tmp, lr, mu)  # large: halves on 2 threads
+                continue
             v *= mu
             v += g
             np.multiply(v, lr, out=tmp)
