@@ -179,7 +179,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
         (["train", "--batch-size", "0"], "batch_size = 0 is invalid"),
         (["train", "--recipe", "seed003-relux"], "did you mean 'seed003-relu'"),
         (["train", "--config", "/nonexistent/x.toml"], "does not exist"),
-        (["train", "--nesterov"], "nesterov"),
+        (["train", "--optimizer", "adam", "--nesterov"], "nesterov"),
         (["train", "--early-stopping", "--val-fraction", "0"], "val_fraction"),
         (["evaluate", "/nonexistent/run"], "does not exist"),
         (["train", "--resume", "/nonexistent/run"], "not a run folder"),

@@ -27,7 +27,16 @@ from chainrule.train.trainer import augment_batch
 
 def small_cfg(**kw) -> TrainConfig:
     base = dict(
-        dataset="synthetic", hidden_sizes=[16], epochs=3.0, batch_size=32, seed=3, train_eval_size=200
+        dataset="synthetic",
+        hidden_sizes=[16],
+        epochs=3.0,
+        batch_size=32,
+        seed=3,
+        train_eval_size=200,
+        # pinned here so the tests do not move with the main command's defaults
+        optimizer="adam",
+        lr=1e-3,
+        momentum=0.0,
     )
     base.update(kw)
     return TrainConfig(**base).validate()

@@ -72,7 +72,7 @@ class TrainConfig:
 
     # ---- model ---------------------------------------------------------------------------------
     hidden_sizes: list[int] = _f(
-        [1024], "hidden layer widths, e.g. --hidden-sizes 1000 300 (none: softmax regression)", "model"
+        [512], "hidden layer widths, e.g. --hidden-sizes 1000 300 (none: softmax regression)", "model"
     )
     activation: str = _f("relu", "hidden activation", "model", ACTIVATIONS)
     init: str = _f("torch", "weight initialization", "model", INITS)
@@ -82,9 +82,9 @@ class TrainConfig:
     dtype: str = _f("float32", "parameter and data dtype", "model", DTYPES)
 
     # ---- optimizer -----------------------------------------------------------------------------
-    optimizer: str = _f("adam", "optimizer", "optim", OPTIMIZERS)
-    lr: float = _f(1e-3, "(initial) learning rate", "optim")
-    momentum: float = _f(0.0, "momentum (sgd, rmsprop; PyTorch convention)", "optim")
+    optimizer: str = _f("sgd", "optimizer", "optim", OPTIMIZERS)
+    lr: float = _f(0.1, "(initial) learning rate", "optim")
+    momentum: float = _f(0.9, "momentum (sgd, rmsprop; PyTorch convention; 0 = plain SGD)", "optim")
     nesterov: bool = _f(False, "Nesterov momentum (sgd)", "optim")
     weight_decay: float = _f(0.0, "optimizer weight decay (decoupled for adamw)", "optim")
     beta1: float = _f(0.9, "Adam beta1", "optim")
@@ -107,8 +107,8 @@ class TrainConfig:
     )
 
     # ---- training loop -------------------------------------------------------------------------
-    batch_size: int = _f(128, "mini-batch size (1 = per-sample SGD)", "train")
-    epochs: float | None = _f(10.0, "epochs to train (ignored when --steps is set)", "train")
+    batch_size: int = _f(256, "mini-batch size (1 = per-sample SGD)", "train")
+    epochs: float | None = _f(8.0, "epochs to train (ignored when --steps is set)", "train")
     steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
     eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
     early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "train")
