@@ -121,11 +121,6 @@ def test_key_depends_on_content_not_mtime(tmp_path):
     assert cache.key_for_files("other", [p]) != cache.key_for_files("n", [p])
 
 
-def test_atomic_write_bytes(tmp_path):
-    p = cache.atomic_write_bytes(tmp_path / "sub" / "x.bin", b"123")
-    assert p.read_bytes() == b"123" and sorted(os.listdir(tmp_path / "sub")) == ["x.bin"]
-
-
 def test_stale_temp_dirs_are_cleaned(tmp_path):
     stale = tmp_path / "cache" / "arrays" / ".tmp-old"
     stale.mkdir(parents=True)

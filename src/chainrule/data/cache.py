@@ -47,22 +47,6 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else user_cache_dir()
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to a temp file in the same folder, then `os.replace` it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def file_md5(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """md5 hex digest of a file's bytes, read in chunks."""
     h = hashlib.md5()

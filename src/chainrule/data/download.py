@@ -9,17 +9,17 @@ name. A cut-off transfer or a checksum mismatch removes the temp file and raises
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
+
+from chainrule._io import atomic_open
 
 from .errors import DownloadError
 
@@ -90,34 +90,27 @@ def download_url(
     dest.parent.mkdir(parents=True, exist_ok=True)
     if progress is None:
         progress = sys.stderr.isatty()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    length = resp.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                    bar = _Progress(f"Downloading {dest.name}", total, sys.stderr if progress else None)
-                    done = 0
-                    while block := resp.read(1 << 16):
-                        out.write(block)
-                        done += len(block)
-                        bar.update(done)
-                    bar.update(done, final=True)
-            except Exception as e:  # URLError, OSError, http.client.IncompleteRead, bad URL...
-                raise DownloadError(f"downloading {url} failed: {type(e).__name__}: {e}") from e
+    with atomic_open(dest, suffix=".part") as (out, tmp):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                bar = _Progress(f"Downloading {dest.name}", total, sys.stderr if progress else None)
+                done = 0
+                while block := resp.read(1 << 16):
+                    out.write(block)
+                    done += len(block)
+                    bar.update(done)
+                bar.update(done, final=True)
+        except Exception as e:  # URLError, OSError, http.client.IncompleteRead, bad URL...
+            raise DownloadError(f"downloading {url} failed: {type(e).__name__}: {e}") from e
         if total is not None and done != total:
             raise DownloadError(f"downloading {url}: got {done} of {total} bytes (transfer cut off)")
         if md5 is not None:
+            out.flush()
             got = payload_md5(tmp, gz=_is_payload_gz(dest.name))
             if got != md5:
                 raise DownloadError(f"downloading {url}: md5 {got} does not match the expected {md5}")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return dest
 
 

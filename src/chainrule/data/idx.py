@@ -104,7 +104,8 @@ def write_idx(path: str | os.PathLike[str], arr: np.ndarray, compress: bool | No
     data = idx_bytes(arr)
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    from .cache import atomic_write_bytes
+    from chainrule._io import atomic_write_bytes
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from chainrule._io import atomic_write
 
 from .datasets import Dataset
 
@@ -78,13 +78,4 @@ def plot_class_samples(
         left=0.15, right=0.99, top=0.95 if title else 0.99, bottom=0.01, wspace=0.05, hspace=0.05
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100))

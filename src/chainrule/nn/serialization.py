@@ -18,10 +18,11 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from chainrule._io import atomic_write
 
 from .activations import ELU, LeakyReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d
@@ -118,17 +119,7 @@ def save(model: Module, path: str | os.PathLike[str]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder} does not exist (writing {path})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load(path: str | os.PathLike[str]) -> Module:

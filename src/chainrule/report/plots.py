@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.train.atomic import atomic_write_bytes
+from chainrule._io import atomic_write_bytes
 
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 

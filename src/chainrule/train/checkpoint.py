@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from chainrule._io import atomic_write
 
 FORMAT = "chainrule-checkpoint-1"
 

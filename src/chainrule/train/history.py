@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from chainrule._io import atomic_write_text
 
 EVAL_FIELDS = (
     "step",

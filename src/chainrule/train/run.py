@@ -25,7 +25,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .atomic import atomic_write_text
+from chainrule._io import atomic_write_text
+
 from .config import ConfigError, TrainConfig, dumps, load_toml
 from .prepare import Prepared, load_raw, prepare, resolve_data_root, transform
 from .progress import Progress

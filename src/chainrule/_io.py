@@ -1,0 +1,74 @@
+"""Atomic file writes, shared by every part of chainrule that writes files.
+
+The data goes to a temporary file in the destination's folder, is flushed to disk, gets the
+permissions a plain `open` would have given it, and is then moved into place with `os.replace`:
+a reader, or a run killed half-way, sees either the old file or the complete new one, never a
+half-written file. On any error the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def _default_mode() -> int:
+    # mkstemp creates files 0600; a plain open() would give 0666 minus the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_mode()
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike[str], binary: bool = True, suffix: str = ".tmp"
+) -> Iterator[tuple[IO[Any], Path]]:
+    """Yield `(file, temporary_path)`; on a clean exit the file replaces `path`.
+
+    The caller may inspect the temporary file (e.g. verify a checksum) inside the block and raise
+    to abort: nothing then reaches `path`.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            yield f, tmp
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = True) -> Path:
+    """Call `write(f)` on a temporary file beside `path`, then move it into place.
+
+    Args:
+        path: destination; its folder must exist.
+        write: fills the open file object.
+        binary: open the temporary file in binary (default) or text (UTF-8) mode.
+    """
+    with atomic_open(path, binary=binary) as (f, _):
+        write(f)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
