@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chainrule._io import atomic_write_text
+from chainrule.train.history import EVAL_FIELDS
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
@@ -43,19 +44,7 @@ def _pct(v: Any) -> str:
 
 
 def _eval_table(evals: Sequence[dict[str, Any]], max_rows: int = 60) -> str:
-    cols = (
-        "step",
-        "epoch",
-        "time",
-        "lr",
-        "train_loss_running",
-        "train_loss",
-        "train_acc",
-        "val_loss",
-        "val_acc",
-        "test_loss",
-        "test_acc",
-    )
+    cols = EVAL_FIELDS
     cols = tuple(c for c in cols if any(e.get(c) is not None for e in evals))
     shown = list(evals)
     note = ""
