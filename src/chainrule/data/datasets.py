@@ -138,7 +138,7 @@ def _not_found(spec: DatasetSpec, roots: list[Path]) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"{partial}{spec.name} not found. Looked in:\n  {where}\nPut {what} in one of these folders (e.g. "
         f"{first}), set CHAINRULE_DATA to the folder holding them, or call "
-        f"load({spec.name!r}, download=True) on a machine with internet access."
+        f"load({spec.name!r}, download=True) (`chainrule train --download`) online."
     )
 
 

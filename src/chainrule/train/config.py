@@ -58,6 +58,9 @@ class TrainConfig:
         "data folder (default: $CHAINRULE_DATA, ../shared/datasets if present, then the user cache)",
         "data",
     )
+    download: bool = _f(
+        False, "download the data set from its canonical source when it is not found (md5 checked)", "data"
+    )
     val_fraction: float = _f(0.1, "fraction of the training set held out for validation (0 = none)", "data")
     preprocess: str = _f(
         "standardize",

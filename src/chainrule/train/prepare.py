@@ -94,7 +94,7 @@ def load_raw(cfg: TrainConfig) -> RawData:
         return synthetic()
     from chainrule import data  # the loaders; imported here so `chainrule.train` loads without them
 
-    ds: Any = data.load(cfg.dataset, root=resolve_data_root(cfg.data_dir))
+    ds: Any = data.load(cfg.dataset, root=resolve_data_root(cfg.data_dir), download=cfg.download)
     return RawData(
         np.asarray(ds.x_train),
         np.asarray(ds.y_train, np.int64),
