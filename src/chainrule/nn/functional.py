@@ -80,7 +80,11 @@ def linear_backward(
 
     Shapes: g (N, out), x (N, in), W (out, in) -> grad_x (N, in), or None if not `input_grad`.
     """
-    np.matmul(grad_y.T, x, out=grad_W)  # (out, N) @ (N, in) -> (out, in)
+    if grad_y.shape[0] == 1:
+        # per-sample SGD: the outer product as a broadcast multiply, ~4x faster than a K=1 matmul
+        np.multiply(grad_y.T, x, out=grad_W)  # (out, 1) * (1, in) -> (out, in)
+    else:
+        np.matmul(grad_y.T, x, out=grad_W)  # (out, N) @ (N, in) -> (out, in)
     if grad_b is not None:
         # sum over the batch as a BLAS product: 1_N^T g, (N,) @ (N, out) -> (out,); 2-3x faster
         # than np.sum(axis=0) at these shapes, in the dtype of g
