@@ -6,20 +6,16 @@ into a temporary cache; the CIFAR-10 JPEG tree takes seconds. Decode times are p
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATASETS
 
 from chainrule import data
 
-SHARED = Path(
-    os.environ.get("CHAINRULE_SHARED_DATASETS")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
+SHARED = SHARED_DATASETS
 
 pytestmark = [
     pytest.mark.datasets,

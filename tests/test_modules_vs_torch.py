@@ -10,16 +10,7 @@ import chainrule.nn as nn
 torch = pytest.importorskip("torch")
 from chainrule.torch_ref import copy_from_torch, to_torch  # noqa: E402
 
-pytestmark = pytest.mark.torch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool only adds overhead (x20 on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_torch_thread")]
 
 
 F64 = np.float64

@@ -3,19 +3,14 @@ loader -> preprocessing -> trainer -> evaluation, one short epoch."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from conftest import SHARED_DATASETS
 
 from chainrule.train.config import TrainConfig
 from chainrule.train.prepare import prepare
 from chainrule.train.trainer import Trainer
 
-SHARED = Path(
-    os.environ.get("CHAINRULE_SHARED_DATASETS")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-)
+SHARED = SHARED_DATASETS
 pytestmark = [
     pytest.mark.datasets,
     pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason=f"MNIST not found under {SHARED}"),
