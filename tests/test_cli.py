@@ -237,6 +237,22 @@ def test_defaults_are_the_documented_mnist_recipe(capsys):
     assert cfg["optimizer"] == default.optimizer and cfg["epochs"] == default.epochs
 
 
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        ([], "mnist-fast"),
+        (["--seed", "3", "--data-dir", "/somewhere"], "mnist-fast"),  # same experiment, other bookkeeping
+        (["--dataset", "cifar10"], "cifar10"),
+        (["--hidden-sizes", "100"], "mnist"),
+        (["--recipe", "seed003-relu"], "seed003-relu"),
+        (["--dataset", "cifar10", "--name", "mine"], "mine"),
+    ],
+)
+def test_run_name_says_what_was_trained(argv, name, capsys):
+    rc, out, _ = run_cli(["train", *argv, "--print-config"], capsys)
+    assert rc == 0 and tomllib.loads(out)["name"] == name
+
+
 def test_help_lists_every_config_field(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--help"])

@@ -15,6 +15,7 @@ line on stderr and exit with status 2; other failures print one line and exit wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -204,7 +205,23 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         changes["epochs"] = None  # --steps replaces a recipe's epochs
     if "epochs" in changes and changes["epochs"] is not None and "steps" not in changes:
         changes["steps"] = None
-    return cfg.replace(**changes).validate()
+    cfg = cfg.replace(**changes)
+    if "name" not in flags and cfg.name == TrainConfig.name and _differs_from_default(cfg):
+        cfg = cfg.replace(name=cfg.dataset)  # a run that is not the default recipe is not named after it
+    return cfg.validate()
+
+
+# fields that say where and how loudly a run goes, not what it trains
+_BOOKKEEPING = {"name", "description", "seed", "out_dir", "run_dir", "data_dir", "download"}
+
+
+def _differs_from_default(cfg: TrainConfig) -> bool:
+    default = TrainConfig()
+    return any(
+        getattr(cfg, f.name) != getattr(default, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in _BOOKKEEPING
+    )
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
