@@ -21,6 +21,7 @@ import numpy as np
 from .. import _blas
 from ..nn.module import Module, Param
 from ..parallel import MIN_PARALLEL_SIZE, split_apply
+from . import _checks
 
 # below this many elements the ctypes call costs more than the fused pass saves (measured: 78k is a tie)
 BLAS_MIN_SIZE = 1 << 17
@@ -29,38 +30,6 @@ __all__ = ["SGD", "Adam", "AdamW", "OPTIMIZERS", "Optimizer", "RMSprop", "make_o
 
 
 # ---- validation helpers ------------------------------------------------------------------------
-def _number(name: str, value: Any) -> float:
-    """`value` as a finite Python float, or a ValueError that names it."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _at_least_zero(name: str, value: Any) -> float:
-    value = _number(name, value)
-    if value < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _unit_interval(name: str, value: Any) -> float:
-    """A coefficient in [0, 1): momentum, betas, alpha."""
-    value = _number(name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
-
-
-def _positive(name: str, value: Any) -> float:
-    value = _number(name, value)
-    if value <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
 def _check_params(params: Iterable[Param] | Module) -> list[Param]:
     if isinstance(params, Module):
         params = params.parameters()
@@ -126,7 +95,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _at_least_zero("lr", value)
+        self._lr = _checks.at_least_zero("lr", value)
 
     # ---- the update ---------------------------------------------------------------------------
     def step(self) -> None:
@@ -290,15 +259,15 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        self.momentum = _unit_interval("momentum", momentum)
-        self.dampening = _unit_interval("dampening", dampening)
+        self.momentum = _checks.unit_interval("momentum", momentum)
+        self.dampening = _checks.unit_interval("dampening", dampening)
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError(
                 f"nesterov needs momentum > 0 and dampening == 0, got momentum={self.momentum}, "
                 f"dampening={self.dampening}"
             )
-        self.weight_decay = _at_least_zero("weight_decay", weight_decay)
+        self.weight_decay = _checks.at_least_zero("weight_decay", weight_decay)
         self._buffers = ("momentum_buffer",) if self.momentum != 0.0 else ()
         super().__init__(params, lr)
         self._init_state()
@@ -395,9 +364,9 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-        self.betas = (_unit_interval("betas[0]", b1), _unit_interval("betas[1]", b2))
-        self.eps = _positive("eps", eps)
-        self.weight_decay = _at_least_zero("weight_decay", weight_decay)
+        self.betas = (_checks.unit_interval("betas[0]", b1), _checks.unit_interval("betas[1]", b2))
+        self.eps = _checks.positive("eps", eps)
+        self.weight_decay = _checks.at_least_zero("weight_decay", weight_decay)
         self.amsgrad = bool(amsgrad)
         self._buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         super().__init__(params, lr)
@@ -497,10 +466,10 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        self.alpha = _unit_interval("alpha", alpha)
-        self.eps = _positive("eps", eps)
-        self.weight_decay = _at_least_zero("weight_decay", weight_decay)
-        self.momentum = _unit_interval("momentum", momentum)
+        self.alpha = _checks.unit_interval("alpha", alpha)
+        self.eps = _checks.positive("eps", eps)
+        self.weight_decay = _checks.at_least_zero("weight_decay", weight_decay)
+        self.momentum = _checks.unit_interval("momentum", momentum)
         self.centered = bool(centered)
         self._buffers = (
             ("square_avg",)

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from . import _checks
+
 __all__ = [
     "SCHEDULES",
     "Constant",
@@ -39,39 +41,8 @@ __all__ = [
 
 
 # ---- validation ----------------------------------------------------------------------------------
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "__float__"):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _nonneg(name: str, value: Any) -> float:
-    value = _number(name, value)
-    if value < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    value = int(value)
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return value
-
-
 def _check_step(step: Any) -> int:
-    return _integer("step", step, 0)
+    return _checks.integer("step", step, 0)
 
 
 class Schedule:
@@ -92,7 +63,7 @@ class Constant(Schedule):
     lr: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _nonneg("lr", self.lr))
+        object.__setattr__(self, "lr", _checks.at_least_zero("lr", self.lr))
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -112,12 +83,12 @@ class StepDecay(Schedule):
     step_size: int = 250
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _nonneg("lr", self.lr))
-        gamma = _number("gamma", self.gamma)
+        object.__setattr__(self, "lr", _checks.at_least_zero("lr", self.lr))
+        gamma = _checks.number("gamma", self.gamma)
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         object.__setattr__(self, "gamma", gamma)
-        object.__setattr__(self, "step_size", _integer("step_size", self.step_size, 1))
+        object.__setattr__(self, "step_size", _checks.integer("step_size", self.step_size, 1))
 
     def __call__(self, step: int) -> float:
         return self.lr * self.gamma ** (_check_step(step) // self.step_size)
@@ -131,8 +102,8 @@ class Exponential(Schedule):
     gamma: float = 0.999
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _nonneg("lr", self.lr))
-        gamma = _number("gamma", self.gamma)
+        object.__setattr__(self, "lr", _checks.at_least_zero("lr", self.lr))
+        gamma = _checks.number("gamma", self.gamma)
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         object.__setattr__(self, "gamma", gamma)
@@ -162,12 +133,12 @@ class Cosine(Schedule):
     min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        lr = _nonneg("lr", self.lr)
-        total = _integer("total_steps", self.total_steps, 1)
-        warmup = _integer("warmup_steps", self.warmup_steps, 0)
+        lr = _checks.at_least_zero("lr", self.lr)
+        total = _checks.integer("total_steps", self.total_steps, 1)
+        warmup = _checks.integer("warmup_steps", self.warmup_steps, 0)
         if warmup >= total:
             raise ValueError(f"warmup_steps must be < total_steps={total}, got {warmup}")
-        min_lr = _nonneg("min_lr", self.min_lr)
+        min_lr = _checks.at_least_zero("min_lr", self.min_lr)
         if min_lr > lr:
             raise ValueError(f"min_lr must be <= lr={lr}, got {min_lr}")
         for k, v in (("lr", lr), ("total_steps", total), ("warmup_steps", warmup), ("min_lr", min_lr)):
@@ -197,8 +168,8 @@ class InverseScaling(Schedule):
     power_t: float = 0.5
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _nonneg("lr", self.lr))
-        object.__setattr__(self, "power_t", _nonneg("power_t", self.power_t))
+        object.__setattr__(self, "lr", _checks.at_least_zero("lr", self.lr))
+        object.__setattr__(self, "power_t", _checks.at_least_zero("power_t", self.power_t))
 
     def __call__(self, step: int) -> float:
         return self.lr / (_check_step(step) + 1) ** self.power_t
@@ -310,21 +281,21 @@ class ReduceOnPlateau(_Stateful):
         mode: str = "min",
         eps: float = 1e-8,
     ) -> None:
-        self.lr = _nonneg("lr", lr)
-        self.factor = _number("factor", factor)
+        self.lr = _checks.at_least_zero("lr", lr)
+        self.factor = _checks.number("factor", factor)
         if not 0.0 < self.factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {self.factor}")
-        self.patience = _integer("patience", patience, 0)
-        self.threshold = _nonneg("threshold", threshold)
+        self.patience = _checks.integer("patience", patience, 0)
+        self.threshold = _checks.at_least_zero("threshold", threshold)
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.threshold_mode = threshold_mode
-        self.cooldown = _integer("cooldown", cooldown, 0)
-        self.min_lr = _nonneg("min_lr", min_lr)
+        self.cooldown = _checks.integer("cooldown", cooldown, 0)
+        self.min_lr = _checks.at_least_zero("min_lr", min_lr)
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.mode = mode
-        self.eps = _nonneg("eps", eps)
+        self.eps = _checks.at_least_zero("eps", eps)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad = 0
         self.cooldown_counter = 0
@@ -338,7 +309,7 @@ class ReduceOnPlateau(_Stateful):
 
     def update(self, value: float) -> float:
         """Feed the monitored metric of one evaluation; return the lr to use from now on."""
-        value = _number("metric", value)
+        value = _checks.number("metric", value)
         self.num_updates += 1
         if self._is_better(value):
             self.best = value
@@ -362,7 +333,8 @@ class ReduceOnPlateau(_Stateful):
         best = float(state["best"])
         if math.isnan(best):
             raise ValueError(f"ReduceOnPlateau state has best={best}")
-        counters = {k: _integer(k, state[k], 0) for k in ("num_bad", "cooldown_counter", "num_updates")}
+        names = ("num_bad", "cooldown_counter", "num_updates")
+        counters = {k: _checks.integer(k, state[k], 0) for k in names}
         self.__dict__.update(fresh.__dict__)
         self.best = best
         self.__dict__.update(counters)
@@ -389,11 +361,11 @@ class LossRatio(_Stateful):
     _fields = ("lr", "window", "min_lr", "max_lr", "count", "window_sum", "prev_mean")
 
     def __init__(self, lr: float, window: int = 100, min_lr: float = 0.0, max_lr: float = math.inf) -> None:
-        self.lr = _nonneg("lr", lr)
-        self.window = _integer("window", window, 1)
-        self.min_lr = _nonneg("min_lr", min_lr)
+        self.lr = _checks.at_least_zero("lr", lr)
+        self.window = _checks.integer("window", window, 1)
+        self.min_lr = _checks.at_least_zero("min_lr", min_lr)
         if not (isinstance(max_lr, int | float) and max_lr == math.inf):
-            max_lr = _nonneg("max_lr", max_lr)
+            max_lr = _checks.at_least_zero("max_lr", max_lr)
         if max_lr < self.min_lr:
             raise ValueError(f"max_lr must be >= min_lr={self.min_lr}, got {max_lr}")
         self.max_lr = max_lr
@@ -403,7 +375,7 @@ class LossRatio(_Stateful):
 
     def update(self, value: float) -> float:
         """Feed one step's training loss; return the lr to use for the next step."""
-        loss = _number("loss", value)
+        loss = _checks.number("loss", value)
         self.count += 1
         self.window_sum += loss
         if self.count % self.window == 0:
@@ -416,10 +388,10 @@ class LossRatio(_Stateful):
 
     def _load(self, state: dict[str, Any]) -> None:
         fresh = LossRatio(state["lr"], state["window"], state["min_lr"], state["max_lr"])  # validates
-        count = _integer("count", state["count"], 0)
-        window_sum = _number("window_sum", state["window_sum"])
+        count = _checks.integer("count", state["count"], 0)
+        window_sum = _checks.number("window_sum", state["window_sum"])
         prev = state["prev_mean"]
-        prev = None if prev is None else _number("prev_mean", prev)
+        prev = None if prev is None else _checks.number("prev_mean", prev)
         self.__dict__.update(fresh.__dict__)
         self.count, self.window_sum, self.prev_mean = count, window_sum, prev
 
