@@ -135,14 +135,11 @@ def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any
 
 
 def channel_stats(x_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std in [0, 1] units, accumulated in float64."""
-    c = x_uint8.shape[1]
-    mean = np.empty(c)
-    std = np.empty(c)
-    for i in range(c):
-        v = x_uint8[:, i].astype(np.float64) / 255.0
-        mean[i] = v.mean()
-        std[i] = v.std()
+    """Per-channel mean and std in [0, 1] units (`chainrule.data.channel_stats`: exact, no
+    float64 copy of the images); a constant channel gets std 1, so it is only centred."""
+    from chainrule import data
+
+    mean, std = data.channel_stats(x_uint8, per_channel=True)
     std[std < 1e-8] = 1.0
     return mean, std
 

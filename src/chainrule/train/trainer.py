@@ -141,23 +141,16 @@ def augment_batch(
     x: np.ndarray, shape: tuple[int, int, int], flip: bool, padding: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Random horizontal flip (p = 0.5) and/or random crop after zero padding by `padding` pixels,
-    for a flattened batch (B, C*H*W). Zero is the mean after standardization. Returns a new array."""
-    b = x.shape[0]
-    c, h, w = shape
-    img = x.reshape(b, c, h, w)
+    for a flattened batch (B, C*H*W); `chainrule.data.augment` does the work on the (B, C, H, W)
+    view. Zero is the mean after standardization. Returns a new array."""
+    from chainrule.data import random_crop, random_flip
+
+    img = x.reshape(x.shape[0], *shape)
     if flip:
-        flips = rng.random(b) < 0.5
-        img = np.where(flips[:, None, None, None], img[..., ::-1], img)
+        img = random_flip(img, rng)
     if padding > 0:
-        p = padding
-        padded = np.zeros((b, c, h + 2 * p, w + 2 * p), x.dtype)
-        padded[:, :, p : p + h, p : p + w] = img
-        oy = rng.integers(0, 2 * p + 1, b)
-        ox = rng.integers(0, 2 * p + 1, b)
-        rows = (oy[:, None] + np.arange(h))[:, None, :, None]  # (B, 1, H, 1)
-        cols = (ox[:, None] + np.arange(w))[:, None, None, :]  # (B, 1, 1, W)
-        img = padded[np.arange(b)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
-    return np.ascontiguousarray(img).reshape(b, c * h * w)
+        img = random_crop(img, padding, rng)
+    return np.ascontiguousarray(img).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------------------------------
