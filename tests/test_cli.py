@@ -162,7 +162,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
     assert "last good checkpoint" in lines[0] and "Traceback" not in err
     run = only_run(tmp_path)
     state = load_checkpoint(run / "checkpoint.npz")
-    assert all(np.isfinite(v).all() for v in state["model"].values())
+    assert all(np.isfinite(v).all() for v in state["engine"]["model"].values())
     assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
 
 

@@ -126,7 +126,7 @@ def test_nan_stops_with_clear_message_and_keeps_a_valid_checkpoint(tmp_path):
     assert "--lr" in res.message
     assert res.step < tr.total_steps
     state = load_checkpoint(tmp_path / "checkpoint.npz")
-    assert all(np.isfinite(v).all() for v in state["model"].values())
+    assert all(np.isfinite(v).all() for v in state["engine"]["model"].values())
     # the model was reset to the last good state
     for name, p in tr.model.named_parameters():
         assert np.isfinite(p.data).all(), name
@@ -137,7 +137,7 @@ def test_nonfinite_gradient_is_caught_at_evaluation(tmp_path):
     tr = Trainer(cfg, data_for(cfg), tmp_path)
     tr.model.parameters()[0].grad[0, 0] = np.inf
     with pytest.raises(Exception, match="gradient of .* NaN/Inf"):
-        tr._check_finite()
+        tr.engine.check_finite()
 
 
 # ---- early stopping --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ print(result.summary["final"]["test_acc"])
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, dumps, from_dict, load_recipe, load_toml, recipe_names
+from .engine import Engine, make_engine
 from .history import EarlyStopping, History, read_metrics
 from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, synthetic
 from .run import RunResult, evaluate_run, load_run, predict_run, train_run
@@ -16,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "EarlyStopping",
+    "Engine",
     "FitResult",
     "History",
     "Prepared",
@@ -35,6 +37,7 @@ __all__ = [
     "load_recipe",
     "load_run",
     "load_toml",
+    "make_engine",
     "predict_run",
     "prepare",
     "read_metrics",

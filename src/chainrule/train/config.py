@@ -27,6 +27,11 @@ SCHEDULES = ("constant", "step_decay", "exponential", "cosine", "inverse_scaling
 MONITORS = ("val_loss", "val_acc")
 PREPROCESS = ("standardize", "center", "scale", "center255")
 DTYPES = ("float32", "float64")
+BACKENDS = ("numpy", "torch")
+MODELS = ("mlp",)
+DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16")
+BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
 
 
 class ConfigError(ValueError):
@@ -84,6 +89,29 @@ class TrainConfig:
     batch_norm: bool = _f(False, "BatchNorm1d after each hidden linear layer", "model")
     dtype: str = _f("float32", "parameter and data dtype", "model", DTYPES)
 
+    # ---- engine --------------------------------------------------------------------------------
+    backend: str = _f(
+        "numpy", "engine under the trainer: numpy (chainrule.nn) or torch (PyTorch)", "engine", BACKENDS
+    )
+    model: str = _f("mlp", "network (mlp: --hidden-sizes, --activation, ...)", "engine", MODELS)
+    device: str = _f("cpu", "torch device (auto: cuda when available)", "engine", DEVICES)
+    precision: str = _f(
+        "fp32",
+        "torch: bf16 autocast for matrix products (a CPU needs AVX512-BF16 or AMX)",
+        "engine",
+        PRECISIONS,
+    )
+    threads: int | None = _f(
+        None, "CPU threads for BLAS / torch (default: the library's own choice)", "engine"
+    )
+    batch_norm_impl: str = _f(
+        "torch",
+        "torch: which BatchNorm the MLP uses: torch (nn.BatchNorm1d), autograd (chainrule.torch_ref."
+        "BatchNormAutograd) or manual (BatchNormManual, hand-written backward)",
+        "engine",
+        BATCH_NORM_IMPLS,
+    )
+
     # ---- optimizer -----------------------------------------------------------------------------
     optimizer: str = _f("sgd", "optimizer", "optim", OPTIMIZERS)
     lr: float = _f(0.1, "(initial) learning rate", "optim")
@@ -139,6 +167,22 @@ class TrainConfig:
             self.name,
             "a non-empty name without '/'",
         )
+        torch_only = "used only with --backend torch"
+        _check(self.backend == "torch" or self.device == "cpu", "device", self.device, torch_only)
+        _check(self.backend == "torch" or self.precision == "fp32", "precision", self.precision, torch_only)
+        _check(
+            self.backend == "torch" or self.batch_norm_impl == "torch",
+            "batch_norm_impl",
+            self.batch_norm_impl,
+            torch_only,
+        )
+        _check(
+            self.precision == "fp32" or self.dtype == "float32",
+            "precision",
+            self.precision,
+            "fp32 with --dtype float64",
+        )
+        _check(self.threads is None or self.threads >= 1, "threads", self.threads, ">= 1")
         _check(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in [0, 1)")
         _check(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
         _check(
@@ -304,6 +348,7 @@ GROUP_TITLES = {
     "run": "run",
     "data": "data",
     "model": "model",
+    "engine": "engine",
     "optim": "optimizer and penalties",
     "schedule": "learning-rate schedule",
     "train": "training loop",

@@ -69,6 +69,12 @@ class Prepared:
         c, h, w = self.image_shape
         return c * h * w
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one training input as the engine receives it: (D,) flattened floats for
+        MLPs, (C, H, W) uint8 for image models."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
 
 def synthetic(
     seed: int = 1234, n_train: int = 600, n_test: int = 200, classes: int = 3, size: int = 8

@@ -106,7 +106,7 @@ def train_run(
         f"chainrule: {cfg.name}: {cfg.dataset} {data.x_train.shape[0]} train / "
         f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
         f"model {data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))}, "
-        f"{trainer.total_steps} steps; run folder {run_dir}"
+        f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
     result = trainer.fit(until_step=until_step)
@@ -122,10 +122,8 @@ def finalize(
     trainer: Trainer, result: FitResult, run_dir: Path, load_time: float = 0.0, command: str | None = None
 ) -> dict[str, Any]:
     """Write model, metrics, plots, summary and report for the model as it is now."""
-    from chainrule.nn.serialization import save
-
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
-    save(trainer.model, run_dir / "model.npz")
+    trainer.engine.save_model(run_dir / "model.npz")
     hist.write(run_dir)
     logits = trainer.predict_logits(data.x_test)
     pred = logits.argmax(axis=1)
@@ -148,7 +146,8 @@ def finalize(
         f"{cfg.activation}"
         + (" +BN" if cfg.batch_norm else "")
         + (f" dropout {cfg.dropout}" if cfg.dropout else ""),
-        "parameters": count_params(trainer.model),
+        "parameters": trainer.engine.parameter_count(),
+        "engine": trainer.engine.describe(),
         "steps": trainer.step,
         "total_steps": trainer.total_steps,
         "epochs": round(trainer.step / trainer.steps_per_epoch, 4),

@@ -1,13 +1,11 @@
-"""The trainer: a tight NumPy training loop with evaluation, early stopping, checkpoints and resume.
+"""The trainer: one training loop with evaluation, early stopping, checkpoints and resume, for
+every engine (`chainrule.train.engine`: numpy or torch).
 
 One step is
 
-    x_b, y_b = next batch (a gather into a preallocated buffer)
-    logits   = model.forward_nocopy(x_b)          # (B, C), overwritten by the next call
-    loss     = CE(logits, y_b);  g = dCE/dlogits   # (B, C), fused softmax cross-entropy
-    model.backward(g, input_grad=False)           # overwrites every Param.grad
-    penalty.backward()                            # adds l1 sign(W) + l2 W (if any)
-    opt.lr = schedule(step); opt.step()           # in-place update
+    x_b, y_b = next batch (a gather into a preallocated buffer, then augmentation if asked)
+    engine.set_lr(schedule(step))
+    loss = engine.train_step(x_b, y_b)            # forward, loss, backward, penalty, optimizer step
 
 Everything else (evaluation in large batches, history files, checkpoints) happens only at
 evaluation points. Batches are a seeded permutation per epoch (`default_rng([seed, epoch])`), so
@@ -24,19 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.nn import SoftmaxCrossEntropy
-
-from .checkpoint import generator_states, load_checkpoint, save_checkpoint, set_generator_states
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .engine import Engine, TrainingDiverged, make_engine
 from .history import EarlyStopping, History
+from .numpy_engine import build_model, build_optimizer
 from .prepare import Prepared
 from .progress import Progress
 
+__all__ = ["CHECKPOINT", "FitResult", "Trainer", "TrainingDiverged", "build_model", "build_optimizer"]
+
 CHECKPOINT = "checkpoint.npz"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss, a gradient or a weight became NaN or Inf."""
 
 
 @dataclass
@@ -53,45 +49,7 @@ class FitResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# builders
-
-
-def build_model(cfg: TrainConfig, in_features: int, num_classes: int) -> Any:
-    """The MLP of `cfg` (a `chainrule.nn.MLP`)."""
-    from chainrule.nn import MLP
-
-    try:
-        return MLP(
-            in_features,
-            cfg.hidden_sizes,
-            num_classes,
-            activation=cfg.activation,
-            dropout=cfg.dropout,
-            batch_norm=cfg.batch_norm,
-            init=cfg.init,
-            init_std=cfg.init_std,
-            dtype=np.dtype(cfg.dtype),
-            seed=cfg.seed,
-        )
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def build_optimizer(cfg: TrainConfig, model: Any) -> Any:
-    """`make_optimizer` with the hyperparameters each optimizer takes."""
-    from chainrule.optim import make_optimizer
-
-    kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if cfg.optimizer == "sgd":
-        kw.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
-    elif cfg.optimizer in ("adam", "adamw"):
-        kw.update(betas=(cfg.beta1, cfg.beta2))
-    elif cfg.optimizer == "rmsprop":
-        kw.update(momentum=cfg.momentum)
-    try:
-        return make_optimizer(cfg.optimizer, model.parameters(), **kw)
-    except ValueError as e:
-        raise ConfigError(f"optimizer: {e}") from None
+# builders (the model and optimizer builders live with the NumPy engine)
 
 
 def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
@@ -165,9 +123,14 @@ class Trainer:
         run_dir: folder for `checkpoint.npz` and the metrics files; None keeps everything in memory.
         progress: a `Progress` (None: quiet).
 
-    After `fit()`, `model` holds the final weights (the best ones with early stopping and
+    After `fit()`, `engine.model` holds the final weights (the best ones with early stopping and
     `restore_best`), and `history` the per-step and per-evaluation metrics.
     """
+
+    @property
+    def model(self) -> Any:
+        """The engine's model (a chainrule.nn.Module, or a torch.nn.Module with --backend torch)."""
+        return self.engine.model
 
     def __init__(
         self,
@@ -188,15 +151,7 @@ class Trainer:
         self.total_steps = (
             cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
         )
-        self.model = build_model(cfg, data.in_features, data.num_classes)
-        self.loss_fn = SoftmaxCrossEntropy()
-        self.eval_loss_fn = SoftmaxCrossEntropy()
-        self.penalty = None
-        if cfg.l1 > 0 or cfg.l2 > 0:
-            from chainrule.nn import Penalty
-
-            self.penalty = Penalty(self.model, l1=cfg.l1, l2=cfg.l2)
-        self.optimizer = build_optimizer(cfg, self.model)
+        self.engine: Engine = make_engine(cfg, data.sample_shape, data.num_classes, data.mean, data.std)
         self.schedule = build_schedule(cfg, self.total_steps)
         self.stateful_lr = bool(getattr(self.schedule, "stateful", False))
         self.history = History(self.total_steps, cfg.loss_window)
@@ -214,18 +169,17 @@ class Trainer:
         self.train_eval_idx = np.sort(np.random.default_rng([cfg.seed, 3]).permutation(self.n_train)[:k])
         self._last_eval_step = 0
         self._last_ckpt_time = 0.0
+        from chainrule.nn import SoftmaxCrossEntropy  # evaluation loss, engine-independent
+
+        self._eval_loss_fn = SoftmaxCrossEntropy()
 
     # ---- evaluation ------------------------------------------------------------------------------
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
         """Logits in eval mode, in batches of `eval_batch_size`. Shape (N, D) -> (N, classes)."""
-        model = self.model
-        was_training = model.training
-        model.eval()
-        out = np.empty((x.shape[0], self.data.num_classes), self.model.dtype)
+        out = np.empty((x.shape[0], self.data.num_classes), np.dtype(self.cfg.dtype))
         bs = self.cfg.eval_batch_size
         for s in range(0, x.shape[0], bs):
-            out[s : s + bs] = model.forward_nocopy(x[s : s + bs])
-        model.train(was_training)
+            out[s : s + bs] = self.engine.logits(x[s : s + bs])
         return out
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -234,7 +188,7 @@ class Trainer:
             return float("nan"), float("nan")
         logits = self.predict_logits(x)
         try:
-            loss = self.eval_loss_fn.forward(logits, y)
+            loss = self._eval_loss_fn.forward(logits, y)
         except FloatingPointError:
             loss = float("nan")
         acc = float(np.mean(logits.argmax(axis=1) == y))
@@ -246,7 +200,7 @@ class Trainer:
             "step": self.step,
             "epoch": round(self.step / self.steps_per_epoch, 4),
             "time": round(self.train_time, 3),
-            "lr": float(self.optimizer.lr),
+            "lr": self.engine.get_lr(),
             "train_loss_running": self.history.running_mean(self._last_eval_step, self.step),
         }
         idx = self.train_eval_idx
@@ -255,8 +209,9 @@ class Trainer:
         if d.x_val is not None and d.y_val is not None:
             rec["val_loss"], rec["val_acc"] = self.evaluate(d.x_val, d.y_val)
         rec["test_loss"], rec["test_acc"] = self.evaluate(d.x_test, d.y_test)
-        if self.penalty is not None:
-            rec["penalty"] = self.penalty.loss()
+        penalty = self.engine.penalty_loss()
+        if penalty is not None:
+            rec["penalty"] = penalty
         return rec
 
     # ---- state -----------------------------------------------------------------------------------
@@ -265,11 +220,9 @@ class Trainer:
         return {
             "step": self.step,
             "train_time": self.train_time,
-            "model": self.model.state_dict(),
-            "generators": generator_states(self.model),
-            "optimizer": self.optimizer.state_dict(),
+            "engine": self.engine.state_dict(),
             "schedule": self.schedule.state_dict() if self.stateful_lr else None,
-            "lr": float(self.optimizer.lr),
+            "lr": self.engine.get_lr(),
             "history": self.history.state_dict(),
             "stopper": self.stopper.state_dict(),
             "best_state": self.best_state,
@@ -278,12 +231,12 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        set_generator_states(self.model, state["generators"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "engine" not in state:  # a checkpoint from before the engine interface (NumPy only)
+            state = {**state, "engine": {k: state[k] for k in ("model", "generators", "optimizer")}}
+        self.engine.load_state_dict(state["engine"])
         if self.stateful_lr and state["schedule"] is not None:
             self.schedule.load_state_dict(state["schedule"])
-        self.optimizer.lr = state["lr"]
+        self.engine.set_lr(state["lr"])
         self.history.ensure(self.total_steps)
         self.history.load_state_dict(state["history"])
         self.stopper.load_state_dict(state["stopper"])
@@ -317,15 +270,8 @@ class Trainer:
     def _permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(self.n_train)
 
-    def _check_finite(self) -> None:
-        for name, p in self.model.named_parameters():
-            if not np.isfinite(p.grad).all():
-                raise TrainingDiverged(f"the gradient of {name} contains NaN/Inf")
-            if not np.isfinite(p.data).all():
-                raise TrainingDiverged(f"weight {name} contains NaN/Inf")
-
     def _remember_good(self) -> None:
-        self._good_state = {"step": self.step, "model": self.model.state_dict()}
+        self._good_state = {"step": self.step, "model": self.engine.model_state()}
 
     def fit(self, until_step: int | None = None) -> FitResult:
         """Train up to `total_steps` (or until `until_step`, then checkpoint and return "paused").
@@ -334,18 +280,16 @@ class Trainer:
         loss, gradient or weight stops training ("diverged"): the model is reset to the last
         good evaluation point and the last good checkpoint is left as it was.
         """
-        cfg, model, opt, hist = self.cfg, self.model, self.optimizer, self.history
-        loss_fn, penalty, schedule = self.loss_fn, self.penalty, self.schedule
+        cfg, engine, hist, schedule = self.cfg, self.engine, self.history, self.schedule
         x, y = self.data.x_train, self.data.y_train
         bs, spe, total = cfg.batch_size, self.steps_per_epoch, self.total_steps
         stop_at = total if until_step is None else min(total, int(until_step))
         hist.ensure(total)
-        xbuf = np.empty((bs, x.shape[1]), x.dtype)
+        xbuf = np.empty((bs, *x.shape[1:]), x.dtype)
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
         eval_every = cfg.eval_every
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         progress = self.progress
-        model.train()
         if self.step == 0 and not hist.evals:
             self._remember_good()
             self.save_checkpoint()
@@ -371,16 +315,8 @@ class Trainer:
                     rng = np.random.default_rng([cfg.seed, 11, step])
                     xb = augment_batch(xb, self.data.image_shape, cfg.random_flip, pad, rng)
                 lr = schedule.lr if stateful else schedule(step)
-                opt.lr = lr
-                logits = model.forward_nocopy(xb)  # (B, D) -> (B, classes)
-                try:
-                    loss = loss_fn.forward(logits, yb)
-                except FloatingPointError as e:
-                    raise TrainingDiverged(f"the training loss is not finite ({e})") from None
-                model.backward(loss_fn.backward(), input_grad=False)
-                if penalty is not None:
-                    penalty.backward()
-                opt.step()
+                engine.set_lr(lr)
+                loss = engine.train_step(xb, yb)
                 hist.loss[step] = loss
                 hist.lr[step] = lr
                 self.step = step + 1
@@ -410,7 +346,7 @@ class Trainer:
             status = "diverged"
             good = self._good_state
             assert good is not None
-            model.load_state_dict(good["model"])
+            engine.load_model_state(good["model"])
             where = (
                 f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in "
                 f"{self.run_dir / CHECKPOINT}"
@@ -418,7 +354,8 @@ class Trainer:
                 else f"the model was reset to step {good['step']}"
             )
             message = (
-                f"training diverged at step {self.step + 1}: {e} (lr {float(opt.lr):.3g}); stopped, {where}. "
+                f"training diverged at step {self.step + 1}: {e} (lr {engine.get_lr():.3g}); "
+                f"stopped, {where}. "
                 "Try a smaller --lr."
             )
         except KeyboardInterrupt:
@@ -432,7 +369,7 @@ class Trainer:
             progress.close()
         if status in ("completed", "early_stopped") and cfg.early_stopping and cfg.restore_best:
             if self.best_state is not None:
-                model.load_state_dict(self.best_state)
+                engine.load_model_state(self.best_state)
         if status == "completed":
             message = f"completed {self.step} steps ({self.step / spe:.2f} epochs) in {self.train_time:.1f} s"
         return FitResult(status, message, self.step, self.train_time, self.stopper.best_step)
@@ -440,7 +377,7 @@ class Trainer:
     def _evaluation_point(self) -> bool:
         """Evaluate, record, track the best weights, feed the plateau rule, checkpoint.
         Returns True when early stopping says stop."""
-        self._check_finite()
+        self.engine.check_finite()
         rec = self._eval_record()
         self.history.add_eval(rec)
         self._last_eval_step = self.step
@@ -448,7 +385,7 @@ class Trainer:
         if value is None or not math.isfinite(value):
             raise TrainingDiverged(f"{self.monitor} is {value}")
         if self.stopper.update(value, self.step) and self.cfg.early_stopping and self.cfg.restore_best:
-            self.best_state = self.model.state_dict()
+            self.best_state = self.engine.model_state()
         if self.cfg.schedule == "plateau":
             self.schedule.update(value)
         self._remember_good()

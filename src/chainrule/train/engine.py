@@ -1,0 +1,110 @@
+"""The engine interface: what the one training loop (`Trainer`) needs from a backend.
+
+An engine owns a model, its optimizer and its loss, and does the math of one step; the trainer
+owns everything else (batches, schedule, evaluation points, history, early stopping, checkpoints,
+progress). Two engines implement it:
+
+    numpy  `chainrule.train.numpy_engine.NumpyEngine`: chainrule.nn modules and chainrule.optim
+    torch  `chainrule.train.torch_engine.TorchEngine`: the same model built as torch.nn modules
+           (imported only when asked for; the NumPy path never imports torch)
+
+Batches reach `train_step` as NumPy arrays: float (B, D) for MLPs, or uint8 (B, C, H, W) for image
+models (the engine converts and normalizes on its side, so no float copy of a whole data set is
+made). Every state an engine returns is made of NumPy arrays and plain Python values, so the
+trainer's checkpoint format is the same for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import ConfigError, TrainConfig
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss, a gradient or a weight became NaN or Inf."""
+
+
+class Engine(Protocol):
+    """Args of the implementations: `(cfg, in_shape, num_classes, mean, std)`, where `in_shape` is
+    the input shape of one sample as the trainer delivers it ((D,) or (C, H, W)) and mean/std the
+    per-channel input statistics (used by engines that take uint8 images)."""
+
+    backend: str
+    model: Any  # the engine's own model object (chainrule.nn.Module, torch.nn.Module)
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next `train_step`."""
+
+    def get_lr(self) -> float: ...
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward, loss, backward (plus penalty gradients), optimizer step; returns the batch's mean
+        data loss (without penalty). Raises `TrainingDiverged` when the loss is not finite.
+
+        Shape: x (B, ...) as delivered by the trainer, y (B,) int64 labels."""
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Eval-mode logits of a chunk, valid until the next call (copy what you keep).
+
+        Shape: (N, ...) -> (N, classes)."""
+
+    def check_finite(self) -> None:
+        """Raise `TrainingDiverged` naming the first parameter or gradient that holds NaN/Inf."""
+
+    def penalty_loss(self) -> float | None:
+        """The L1/L2 penalty term at the current weights (None when there is none)."""
+
+    def model_state(self) -> dict[str, np.ndarray]:
+        """A copy of the weights and buffers (for best weights and the last good state)."""
+
+    def load_model_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer and random-generator states: everything to resume bit-identically."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def save_model(self, path: Any) -> None:
+        """Write the model as chainrule's portable `model.npz` (`chainrule.nn.load` reads it)."""
+
+    def parameter_count(self) -> int: ...
+
+    def describe(self) -> str:
+        """One line for the log: backend, device, precision, threads."""
+
+
+def make_engine(
+    cfg: TrainConfig, in_shape: tuple[int, ...], num_classes: int, mean: np.ndarray, std: np.ndarray
+) -> Engine:
+    """The engine `cfg.backend` names, built from `cfg` (same config and seed: same initial weights
+    on both engines)."""
+    if cfg.backend == "numpy":
+        from .numpy_engine import NumpyEngine
+
+        return NumpyEngine(cfg, in_shape, num_classes, mean, std)
+    if cfg.backend == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "--backend torch needs PyTorch: pip install 'chainrule[torch]' (torch==2.13.0)"
+            ) from None
+        from .torch_engine import TorchEngine
+
+        return TorchEngine(cfg, in_shape, num_classes, mean, std)
+    raise ConfigError(f"backend = {cfg.backend!r} is not one of numpy, torch")
+
+
+def limit_threads(n: int | None) -> Any:
+    """Limit the BLAS/OpenMP thread pools of this process to `n` (None: leave them alone). Returns
+    the threadpoolctl controller (keep it alive; `restore_original_limits()` undoes it)."""
+    if n is None:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ConfigError("--threads needs threadpoolctl: pip install threadpoolctl") from None
+    return threadpool_limits(limits=int(n))

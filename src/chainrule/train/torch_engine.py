@@ -1,0 +1,282 @@
+"""The torch engine: the same models, optimizers and penalties as the NumPy engine, in PyTorch.
+
+An MLP is first built by the NumPy engine's builder from the same config and seed, then copied into
+`torch.nn` modules (`chainrule.torch_ref.to_torch`): both engines start from identical weights, and
+`model.npz` is written from a NumPy twin, so a model trained here is evaluated and used by
+`chainrule evaluate` / `predict` like any other.
+
+One step is
+
+    logits = model(x)                              # under bf16 autocast with --precision bf16
+    loss   = cross_entropy(logits, y)              # mean over the batch, as the NumPy engine
+    loss.backward()
+    p.grad += l1 sign(p) + l2 p                    # the L1/L2 penalty on weights (ndim >= 2), if any
+    optimizer.step()                               # torch.optim.SGD / Adam / AdamW / RMSprop
+
+Image models take uint8 (B, C, H, W) batches; they are converted and standardized here, on the
+device, so the data set stays uint8 in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, TrainConfig
+from .engine import TrainingDiverged, limit_threads
+from .numpy_engine import build_model, optimizer_kwargs
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_bf16_support() -> str | None:
+    """'amx' or 'avx512_bf16' when this CPU has fast bf16 matrix products, else None."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512_bf16"
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device = 'cuda' is invalid: torch sees no CUDA device (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    """The torch.optim twin of `chainrule.optim.make_optimizer(cfg.optimizer, ...)` (same defaults:
+    Adam eps 1e-8, RMSprop alpha 0.99 and eps 1e-8)."""
+    kw = optimizer_kwargs(cfg)
+    cls = {
+        "sgd": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "rmsprop": torch.optim.RMSprop,
+    }[cfg.optimizer]
+    return cls(params, **kw)
+
+
+def _to_numpy(obj: Any) -> Any:
+    """Tensors -> NumPy arrays, recursively (for checkpoints: no pickle, no torch types)."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return t.numpy().copy()
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_numpy(v) for v in obj)
+    return obj
+
+
+def _to_torch(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj, copy=True))
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_torch(v) for v in obj)
+    return obj
+
+
+class TorchEngine:
+    """Args: see `chainrule.train.engine.Engine`."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        in_shape: tuple[int, ...],
+        num_classes: int,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.dtype = _DTYPES[cfg.dtype]
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        self._threads = limit_threads(cfg.threads)
+        self.autocast_dtype: torch.dtype | None = None
+        if cfg.precision == "bf16":
+            if self.device.type == "cpu" and cpu_bf16_support() is None:
+                raise ConfigError(
+                    "precision = 'bf16' is invalid on this CPU: it has neither AVX512-BF16 nor AMX, so bf16 "
+                    "would be slower than fp32 (use --precision fp32)"
+                )
+            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+                raise ConfigError("precision = 'bf16' is invalid: this GPU does not support bf16")
+            self.autocast_dtype = torch.bfloat16
+        torch.manual_seed(cfg.seed)  # dropout masks (and any torch-side initialization)
+        self.images = len(in_shape) == 3
+        self._twin: Any = None  # the NumPy model that model.npz is written from (MLPs)
+        if cfg.model == "mlp":
+            if len(in_shape) != 1:
+                raise ConfigError(f"--model mlp takes flattened inputs, got sample shape {in_shape}")
+            from chainrule.torch_ref import to_torch
+
+            self._twin = build_model(cfg, int(in_shape[0]), num_classes)
+            bn = {} if cfg.batch_norm_impl == "torch" else {"batch_norm_impl": cfg.batch_norm_impl}
+            self.model = to_torch(self._twin, **bn)
+        else:
+            raise ConfigError(f"model = {cfg.model!r} is not available in this version")
+        self.model = self.model.to(self.device)
+        self.model.train()
+        self.optimizer = build_torch_optimizer(cfg, self.model.parameters())
+        self.l1, self.l2 = float(cfg.l1), float(cfg.l2)
+        # Same selection as chainrule.nn.Penalty: weight matrices, not biases or BatchNorm's gamma/beta.
+        self.penalized = [p for p in self.model.parameters() if p.ndim >= 2] if self.l1 or self.l2 else []
+        self._scale: torch.Tensor | None = None
+        self._shift: torch.Tensor | None = None
+        if self.images:  # x_float = x_uint8 * scale - shift == (x/255 - mean) / std, per channel
+            m = np.asarray(mean if mean is not None else np.zeros(in_shape[0]), np.float64)
+            s = np.asarray(std if std is not None else np.ones(in_shape[0]), np.float64)
+            self._scale = torch.tensor(1.0 / (255.0 * s), dtype=self.dtype, device=self.device).view(
+                1, -1, 1, 1
+            )
+            self._shift = torch.tensor(m / s, dtype=self.dtype, device=self.device).view(1, -1, 1, 1)
+
+    # ---- the step --------------------------------------------------------------------------------
+    def _input(self, x: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(x if x.flags.writeable else np.array(x))
+        t = t.to(self.device, non_blocking=True)
+        if self.images:
+            assert self._scale is not None and self._shift is not None
+            t = t.to(self.dtype).mul_(self._scale).sub_(self._shift)
+        return t
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is None:
+            return self.model(x)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+            return self.model(x).float()
+
+    def set_lr(self, lr: float) -> None:
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
+    def get_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        xt = self._input(x)
+        yt = torch.from_numpy(y).to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self._forward(xt), yt)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the training loss is not finite ({value})")
+        loss.backward()
+        if self.penalized:
+            with torch.no_grad():
+                for p in self.penalized:
+                    assert p.grad is not None
+                    if self.l2:
+                        p.grad.add_(p, alpha=self.l2)
+                    if self.l1:
+                        p.grad.add_(torch.sign(p), alpha=self.l1)
+        self.optimizer.step()
+        return value
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self._forward(self._input(x))
+        finally:
+            self.model.train(was_training)
+        return out.detach().cpu().numpy()
+
+    # ---- checks and state -------------------------------------------------------------------------
+    def check_finite(self) -> None:
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                    raise TrainingDiverged(f"the gradient of {name} contains NaN/Inf")
+                if not bool(torch.isfinite(p).all()):
+                    raise TrainingDiverged(f"weight {name} contains NaN/Inf")
+
+    def penalty_loss(self) -> float | None:
+        if not self.penalized:
+            return None
+        total = 0.0
+        with torch.no_grad():
+            for p in self.penalized:
+                if self.l1:
+                    total += self.l1 * float(p.abs().sum(dtype=torch.float64))
+                if self.l2:
+                    total += 0.5 * self.l2 * float((p.double() ** 2).sum())
+        return total
+
+    def model_state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def load_model_state(self, state: dict[str, np.ndarray]) -> None:
+        own = self.model.state_dict()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise ValueError(f"the saved model has no {', '.join(missing)}")
+        self.model.load_state_dict({k: torch.from_numpy(np.array(state[k], copy=True)) for k in own})
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "model": self.model_state(),
+            "optimizer": _to_numpy(self.optimizer.state_dict()),
+            "torch_rng": torch.get_rng_state().numpy().copy(),
+        }
+        if self.device.type == "cuda":
+            out["cuda_rng"] = torch.cuda.get_rng_state(self.device).numpy().copy()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("backend", "numpy") != self.backend:
+            raise ValueError(
+                f"it was written by the {state.get('backend', 'numpy')} engine, this run uses torch"
+            )
+        self.load_model_state(state["model"])
+        self.optimizer.load_state_dict(_to_torch(state["optimizer"]))
+        torch.set_rng_state(torch.from_numpy(np.array(state["torch_rng"], np.uint8)))
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(torch.from_numpy(np.array(state["cuda_rng"], np.uint8)), self.device)
+
+    def save_model(self, path: str | Path) -> None:
+        from chainrule.nn.serialization import save
+        from chainrule.torch_ref import copy_from_torch
+
+        if self._twin is None:
+            raise ValueError(f"saving a {self.cfg.model} model is not supported")
+        copy_from_torch(self.model, self._twin)
+        save(self._twin, path)
+
+    def parameter_count(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    def describe(self) -> str:
+        return (
+            f"torch {torch.__version__.split('+')[0]} {self.device.type} {self.cfg.precision} "
+            f"{self.cfg.dtype}, {torch.get_num_threads()} threads"
+        )
