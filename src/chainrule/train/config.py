@@ -167,15 +167,13 @@ class TrainConfig:
             self.name,
             "a non-empty name without '/'",
         )
-        torch_only = "used only with --backend torch"
-        _check(self.backend == "torch" or self.device == "cpu", "device", self.device, torch_only)
-        _check(self.backend == "torch" or self.precision == "fp32", "precision", self.precision, torch_only)
-        _check(
-            self.backend == "torch" or self.batch_norm_impl == "torch",
-            "batch_norm_impl",
-            self.batch_norm_impl,
-            torch_only,
-        )
+        if self.backend != "torch":
+            for key, default in (("device", "cpu"), ("precision", "fp32"), ("batch_norm_impl", "torch")):
+                if getattr(self, key) != default:
+                    raise ConfigError(
+                        f"{key} = {getattr(self, key)!r} needs --backend torch (the NumPy engine runs on the "
+                        "CPU in the --dtype it is given, with chainrule.nn.BatchNorm1d)"
+                    )
         _check(
             self.precision == "fp32" or self.dtype == "float32",
             "precision",

@@ -72,6 +72,10 @@ class Engine(Protocol):
 
     def parameter_count(self) -> int: ...
 
+    def portable_state(self) -> dict[str, np.ndarray]:
+        """The weights and buffers by chainrule.nn's names (what model.npz holds), on either engine:
+        the two engines' models compare key by key."""
+
     def describe(self) -> str:
         """One line for the log: backend, device, precision, threads."""
 
@@ -86,16 +90,27 @@ def make_engine(
 
         return NumpyEngine(cfg, in_shape, num_classes, mean, std)
     if cfg.backend == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "--backend torch needs PyTorch: pip install 'chainrule[torch]' (torch==2.13.0)"
-            ) from None
+        preflight(cfg)
         from .torch_engine import TorchEngine
 
         return TorchEngine(cfg, in_shape, num_classes, mean, std)
     raise ConfigError(f"backend = {cfg.backend!r} is not one of numpy, torch")
+
+
+def preflight(cfg: TrainConfig) -> None:
+    """Check, before any data is loaded, what the config asks of this machine: PyTorch installed,
+    the device present, bf16 supported. Raises `ConfigError` with one line."""
+    if cfg.backend != "torch":
+        return
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--backend torch needs PyTorch: pip install 'chainrule[torch]' (torch==2.13.0)"
+        ) from None
+    from .torch_engine import check_precision, resolve_device
+
+    check_precision(cfg.precision, resolve_device(cfg.device))
 
 
 def limit_threads(n: int | None) -> Any:

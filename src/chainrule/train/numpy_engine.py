@@ -158,6 +158,9 @@ class NumpyEngine:
 
         save(self.model, path)
 
+    def portable_state(self) -> dict[str, np.ndarray]:
+        return self.model.state_dict()
+
     def parameter_count(self) -> int:
         return int(sum(p.data.size for p in self.model.parameters()))
 

@@ -28,6 +28,7 @@ import numpy as np
 from chainrule._io import atomic_write_text
 
 from .config import ConfigError, TrainConfig, dumps, load_toml
+from .engine import preflight
 from .prepare import Prepared, load_raw, prepare, resolve_data_root, transform
 from .progress import Progress
 from .trainer import CHECKPOINT, FitResult, Trainer
@@ -86,6 +87,7 @@ def train_run(
     what `cfg` was resolved from). Returns the folder, how it ended, and the summary."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
+    preflight(cfg)
     t0 = time.perf_counter()
     raw = load_raw(cfg)
     data = prepare(raw, cfg)
@@ -264,19 +266,36 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(run_dir, cfg, info, model)
 
 
-def _logits(model: Any, x: np.ndarray, batch: int = 10000) -> np.ndarray:
-    return np.concatenate([model.forward(x[s : s + batch]) for s in range(0, x.shape[0], batch)])
+def _logits(model: Any, x: np.ndarray, backend: str = "numpy", batch: int = 10000) -> np.ndarray:
+    """Eval-mode logits of a saved (NumPy) model, computed by NumPy or by its torch copy."""
+    if backend == "numpy":
+        return np.concatenate([model.forward(x[s : s + batch]) for s in range(0, x.shape[0], batch)])
+    if backend != "torch":
+        raise ConfigError(f"backend = {backend!r} is not one of numpy, torch")
+    try:
+        import torch
+
+        from chainrule.torch_ref import to_torch
+    except ImportError:
+        raise ConfigError("--backend torch needs PyTorch: pip install 'chainrule[torch]'") from None
+    twin = to_torch(model).eval()
+    with torch.no_grad():
+        parts = [
+            twin(torch.from_numpy(np.ascontiguousarray(x[s : s + batch]))) for s in range(0, len(x), batch)
+        ]
+    return torch.cat(parts).numpy()
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Test loss, accuracy and per-class accuracy of a run's saved model."""
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str = "numpy") -> dict[str, Any]:
+    """Test loss, accuracy and per-class accuracy of a run's saved model (whichever engine trained
+    it), computed by the `backend` engine."""
     run = load_run(run_dir)
     cfg = run.cfg.replace(data_dir=data_dir) if data_dir else run.cfg
     raw = load_raw(cfg)
     x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_test, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    logits = _logits(run.model, x)
+    logits = _logits(run.model, x, backend)
     y = raw.y_test
     probs = _softmax(logits.astype(np.float64))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
@@ -288,6 +307,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict[str, 
     return {
         "run": str(run.run_dir),
         "dataset": cfg.dataset,
+        "backend": backend,
         "n": int(y.size),
         "test_loss": loss,
         "test_acc": float(np.mean(pred == y)),
@@ -321,7 +341,7 @@ def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = Fal
 
 
 def predict_run(
-    run_dir: str | Path, images: list[str], top: int = 3, invert: bool = False
+    run_dir: str | Path, images: list[str], top: int = 3, invert: bool = False, backend: str = "numpy"
 ) -> list[dict[str, Any]]:
     """Class and top-k probabilities for each image file."""
     run = load_run(run_dir)
@@ -329,7 +349,7 @@ def predict_run(
     x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_u8, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    probs = _softmax(_logits(run.model, x).astype(np.float64))
+    probs = _softmax(_logits(run.model, x, backend).astype(np.float64))
     classes = run.info["classes"]
     out = []
     for path, p in zip(images, probs, strict=True):

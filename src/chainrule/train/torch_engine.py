@@ -63,6 +63,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision != "bf16":
+        return
+    if device.type == "cpu" and cpu_bf16_support() is None:
+        raise ConfigError(
+            "precision = 'bf16' needs a CPU with AVX512-BF16 or AMX; this one has neither, and bf16 "
+            "would run slower than fp32 here (use --precision fp32)"
+        )
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision = 'bf16' is invalid: this GPU does not support bf16")
+
+
 def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     """The torch.optim twin of `chainrule.optim.make_optimizer(cfg.optimizer, ...)` (same defaults:
     Adam eps 1e-8, RMSprop alpha 0.99 and eps 1e-8)."""
@@ -119,16 +131,8 @@ class TorchEngine:
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self._threads = limit_threads(cfg.threads)
-        self.autocast_dtype: torch.dtype | None = None
-        if cfg.precision == "bf16":
-            if self.device.type == "cpu" and cpu_bf16_support() is None:
-                raise ConfigError(
-                    "precision = 'bf16' is invalid on this CPU: it has neither AVX512-BF16 nor AMX, so bf16 "
-                    "would be slower than fp32 (use --precision fp32)"
-                )
-            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-                raise ConfigError("precision = 'bf16' is invalid: this GPU does not support bf16")
-            self.autocast_dtype = torch.bfloat16
+        check_precision(cfg.precision, self.device)
+        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
         torch.manual_seed(cfg.seed)  # dropout masks (and any torch-side initialization)
         self.images = len(in_shape) == 3
         self._twin: Any = None  # the NumPy model that model.npz is written from (MLPs)
@@ -262,6 +266,14 @@ class TorchEngine:
         torch.set_rng_state(torch.from_numpy(np.array(state["torch_rng"], np.uint8)))
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(torch.from_numpy(np.array(state["cuda_rng"], np.uint8)), self.device)
+
+    def portable_state(self) -> dict[str, np.ndarray]:
+        from chainrule.torch_ref import copy_from_torch
+
+        if self._twin is None:
+            return self.model_state()
+        copy_from_torch(self.model, self._twin)
+        return self._twin.state_dict()
 
     def save_model(self, path: str | Path) -> None:
         from chainrule.nn.serialization import save

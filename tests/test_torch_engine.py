@@ -1,0 +1,274 @@
+"""The torch engine under the one trainer: same initial weights as the NumPy engine, agreement step by
+step through the trainer, bit-identical resume, same seed same metrics, NaN stop, models moving
+between engines, and one-line errors for the new flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from chainrule.cli import main  # noqa: E402
+from chainrule.train import TrainConfig, Trainer, load_checkpoint, prepare, synthetic, train_run  # noqa: E402
+from chainrule.train.compare import compare_engines, max_relative_difference  # noqa: E402
+from chainrule.train.engine import make_engine  # noqa: E402
+from chainrule.train.run import evaluate_run  # noqa: E402
+from chainrule.train.torch_engine import cpu_bf16_support  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def cfg_of(**kw) -> TrainConfig:
+    base = dict(
+        dataset="synthetic",
+        hidden_sizes=[16],
+        epochs=2.0,
+        batch_size=32,
+        seed=3,
+        train_eval_size=200,
+        optimizer="adam",
+        lr=1e-3,
+        momentum=0.0,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base).validate()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare(synthetic(), cfg_of())
+
+
+@pytest.fixture(scope="module")
+def data64():
+    return prepare(synthetic(), cfg_of(dtype="float64"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_same_config_and_seed_give_identical_initial_weights(data, dtype, batch_norm):
+    # (the engines only build their models here; the data's dtype does not matter)
+    cfg = cfg_of(dtype=dtype, batch_norm=batch_norm, hidden_sizes=[20, 12])
+    shape, k = data.sample_shape, data.num_classes
+    a = make_engine(cfg, shape, k, data.mean, data.std).portable_state()
+    b = make_engine(cfg.replace(backend="torch"), shape, k, data.mean, data.std).portable_state()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+COMPARE_CONFIGS = {
+    "sgd-momentum-cosine": dict(optimizer="sgd", lr=0.05, momentum=0.9, schedule="cosine"),
+    "adam-bn-l2": dict(optimizer="adam", lr=3e-3, batch_norm=True, l2=1e-3, schedule="constant"),
+    "nesterov-wd-l1-step": dict(
+        optimizer="sgd",
+        lr=0.05,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=1e-3,
+        l1=1e-4,
+        schedule="step_decay",
+        decay_steps=10,
+        decay_rate=0.7,
+    ),
+    "rmsprop-tanh": dict(optimizer="rmsprop", lr=1e-3, momentum=0.5, activation="tanh"),
+    "adamw-sigmoid-bn": dict(
+        optimizer="adamw", lr=3e-3, weight_decay=0.01, activation="sigmoid", batch_norm=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPARE_CONFIGS))
+def test_numpy_and_torch_agree_for_100_float64_steps_through_the_trainer(data64, name):
+    cfg = cfg_of(dtype="float64", hidden_sizes=[24, 16], **COMPARE_CONFIGS[name])
+    c = compare_engines(cfg, steps=100, data=data64)
+    assert c.steps == 100
+    # the run really trains (otherwise agreement would be trivial)
+    assert c.loss["numpy"][-10:].mean() < 0.7 * c.loss["numpy"][:5].mean()
+    assert c.loss_rel.max() < 1e-6, c.summary()
+    assert c.param_rel.max() < 1e-6, c.summary()
+
+
+def test_float32_drift_is_measured_not_hidden(data):
+    c = compare_engines(cfg_of(batch_norm=True, hidden_sizes=[24]), steps=30, data=data)
+    assert 0 < c.param_rel.max() < 1e-3  # rounding differs in float32, but stays small
+    assert "float32" in c.summary()["dtype"]
+
+
+def test_the_comparison_catches_a_wrong_update(data64):
+    """A torch engine whose optimizer uses a 1% different learning rate must be seen as different."""
+    cfg = cfg_of(dtype="float64", optimizer="sgd", lr=0.05, momentum=0.9, schedule="constant")
+    a = Trainer(cfg, data64)
+    b = Trainer(cfg.replace(backend="torch", lr=0.0505), data64)
+    a.fit(until_step=5)
+    b.fit(until_step=5)
+    diff, _ = max_relative_difference(a.engine.portable_state(), b.engine.portable_state())
+    assert diff > 1e-4
+
+
+def test_compare_refuses_dropout(data):
+    from chainrule.train import ConfigError
+
+    with pytest.raises(ConfigError, match="dropout"):
+        compare_engines(cfg_of(dropout=0.1), steps=3, data=data)
+
+
+def _run(cfg, tmp: Path, until=None, resume=False):
+    tr = Trainer(cfg, prepare(synthetic(), cfg), tmp)
+    if resume:
+        tr.resume()
+    res = tr.fit(until_step=until)
+    return tr, res
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(dropout=0.2, batch_norm=True, optimizer="adam"),
+        dict(optimizer="sgd", lr=0.05, momentum=0.9, schedule="plateau", eval_every=5),
+    ],
+)
+def test_torch_checkpoint_resume_is_bit_identical(tmp_path, extra):
+    cfg = cfg_of(backend="torch", epochs=3.0, **extra)
+    full, res_full = _run(cfg, tmp_path / "full")
+    _, res_a = _run(cfg, tmp_path / "split", until=23)
+    assert res_a.status == "paused"
+    resumed, res_b = _run(cfg, tmp_path / "split", resume=True)
+    assert res_full.status == res_b.status == "completed"
+    np.testing.assert_array_equal(full.history.loss, resumed.history.loss)
+    a, b = full.engine.model_state(), resumed.engine.model_state()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_torch_same_seed_same_metrics(tmp_path):
+    cfg = cfg_of(backend="torch", dropout=0.3, epochs=2.0, out_dir=str(tmp_path))
+    r1 = train_run(cfg.replace(run_dir=str(tmp_path / "a")), quiet=True)
+    r2 = train_run(cfg.replace(run_dir=str(tmp_path / "b")), quiet=True)
+    m1 = (r1.run_dir / "metrics.jsonl").read_text().splitlines()
+    m2 = (r2.run_dir / "metrics.jsonl").read_text().splitlines()
+    drop_time = [{k: v for k, v in json.loads(line).items() if k != "time"} for line in m1]
+    assert drop_time == [{k: v for k, v in json.loads(line).items() if k != "time"} for line in m2]
+    r3 = train_run(cfg.replace(run_dir=str(tmp_path / "c"), seed=4), quiet=True)
+    assert r3.summary["final"]["train_loss"] != r1.summary["final"]["train_loss"]
+
+
+def test_torch_nan_stop_keeps_a_finite_checkpoint(tmp_path):
+    cfg = cfg_of(backend="torch", optimizer="sgd", lr=1e6, momentum=0.9, epochs=3.0)
+    tr, res = _run(cfg, tmp_path)
+    assert res.status == "diverged" and "Try a smaller --lr" in res.message
+    state = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert state["engine"]["backend"] == "torch"
+    assert all(np.isfinite(v).all() for v in state["engine"]["model"].values())
+    assert all(bool(torch.isfinite(p).all()) for p in tr.model.parameters())
+
+
+def test_a_model_trained_on_one_engine_is_evaluated_on_the_other(tmp_path):
+    for trained_on in ("numpy", "torch"):
+        cfg = cfg_of(backend=trained_on, dtype="float64", batch_norm=True, run_dir=str(tmp_path / trained_on))
+        run = train_run(cfg, quiet=True)
+        final = run.summary["final"]
+        for backend in ("numpy", "torch"):
+            res = evaluate_run(run.run_dir, backend=backend)
+            assert res["test_acc"] == final["test_acc"], (trained_on, backend)
+            assert res["test_loss"] == pytest.approx(final["test_loss"], rel=1e-9)
+
+
+def test_a_checkpoint_of_one_engine_does_not_resume_on_the_other(tmp_path):
+    cfg = cfg_of(backend="torch")
+    _run(cfg, tmp_path, until=5)
+    tr = Trainer(cfg.replace(backend="numpy"), prepare(synthetic(), cfg), tmp_path)
+    with pytest.raises(ValueError, match="torch engine"):
+        tr.resume()
+
+
+# ---- command line -------------------------------------------------------------------------------
+TINY = ["--dataset", "synthetic", "--hidden-sizes", "16", "--batch-size", "32", "--quiet", "--threads", "1"]
+
+
+def run_cli(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+BAD_FLAGS = [
+    (["--backend", "jax"], "invalid choice"),
+    (["--precision", "fp16"], "invalid choice"),
+    (["--device", "tpu"], "invalid choice"),
+    (["--batch-norm-impl", "fast"], "invalid choice"),
+    (["--threads", "0"], "threads"),
+    (["--device", "cuda"], "needs --backend torch"),
+    (["--precision", "bf16"], "needs --backend torch"),
+    (["--batch-norm-impl", "manual"], "needs --backend torch"),
+    (["--backend", "torch", "--precision", "bf16", "--dtype", "float64"], "precision"),
+]
+
+
+@pytest.mark.parametrize("flags,expect", BAD_FLAGS)
+def test_bad_engine_flags_give_one_line_and_exit_2(tmp_path, capsys, flags, expect):
+    rc, out, err = run_cli(["train", *TINY, "--out-dir", tmp_path, *flags], capsys)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chainrule: error:") and expect in lines[0]
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_bf16_on_a_cpu_without_support_is_one_line(tmp_path, capsys):
+    if cpu_bf16_support() is not None:
+        pytest.skip("this CPU supports bf16")
+    rc, _, err = run_cli(
+        ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--precision", "bf16"], capsys
+    )
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "AVX512-BF16 or AMX" in err
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    rc, _, err = run_cli(
+        ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--device", "cuda"], capsys
+    )
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "no CUDA device" in err
+
+
+def test_train_with_torch_backend_writes_a_normal_run_folder(tmp_path, capsys):
+    rc, out, err = run_cli(
+        ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--epochs", "2"], capsys
+    )
+    assert rc == 0, err
+    run = next(tmp_path.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["engine"].startswith("torch") and summary["final"]["test_acc"] > 0.8
+    assert (run / "report.html").is_file() and (run / "model.npz").is_file()
+    rc, out, err = run_cli(["predict", run, "--backend", "torch", *[]] + [str(_png(tmp_path))], capsys)
+    assert rc == 0 and "class" in out
+
+
+def _png(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    path = tmp_path.parent / "img.png"
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(path)
+    return path
+
+
+def test_compare_command_writes_csv_plot_and_summary(tmp_path, capsys):
+    rc, out, err = run_cli(
+        ["compare", *TINY, "--out-dir", tmp_path, "--dtype", "float64", "--steps", "20", "--batch-norm"],
+        capsys,
+    )
+    assert rc == 0, err
+    assert "numpy vs torch, 20 steps in float64" in out
+    folder = next(tmp_path.iterdir())
+    lines = (folder / "compare.csv").read_text().splitlines()
+    assert lines[0].startswith("step,loss_numpy,loss_torch") and len(lines) == 21
+    assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["max_param_rel_diff"] < 1e-6 and summary["steps"] == 20
