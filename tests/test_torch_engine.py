@@ -81,12 +81,16 @@ COMPARE_CONFIGS = {
     "adamw-sigmoid-bn": dict(
         optimizer="adamw", lr=3e-3, weight_decay=0.01, activation="sigmoid", batch_norm=True
     ),
+    "adam-bn-manual": dict(optimizer="adam", lr=3e-3, batch_norm=True, batch_norm_impl="manual"),
+    "sgd-bn-autograd": dict(
+        optimizer="sgd", lr=0.05, momentum=0.9, batch_norm=True, batch_norm_impl="autograd"
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(COMPARE_CONFIGS))
 def test_numpy_and_torch_agree_for_100_float64_steps_through_the_trainer(data64, name):
-    cfg = cfg_of(dtype="float64", hidden_sizes=[24, 16], **COMPARE_CONFIGS[name])
+    cfg = cfg_of(dtype="float64", hidden_sizes=[24, 16], backend="torch", **COMPARE_CONFIGS[name])
     c = compare_engines(cfg, steps=100, data=data64)
     assert c.steps == 100
     # the run really trains (otherwise agreement would be trivial)
@@ -131,6 +135,7 @@ def _run(cfg, tmp: Path, until=None, resume=False):
     "extra",
     [
         dict(dropout=0.2, batch_norm=True, optimizer="adam"),
+        dict(dropout=0.2, batch_norm=True, batch_norm_impl="manual", optimizer="adam"),
         dict(optimizer="sgd", lr=0.05, momentum=0.9, schedule="plateau", eval_every=5),
     ],
 )
@@ -272,3 +277,18 @@ def test_compare_command_writes_csv_plot_and_summary(tmp_path, capsys):
     assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["max_param_rel_diff"] < 1e-6 and summary["steps"] == 20
+    rc, out, err = run_cli(
+        [
+            "compare",
+            *TINY,
+            "--out-dir",
+            tmp_path,
+            "--steps",
+            "5",
+            "--batch-norm-impl",
+            "manual",
+            "--batch-norm",
+        ],
+        capsys,
+    )
+    assert rc == 0 and "float32" in out, err

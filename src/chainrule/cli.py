@@ -283,6 +283,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from chainrule.train.compare import compare_engines, summary_line, write_comparison
 
     steps_given = "steps" in vars(args) and args.steps is not None
+    if "backend" not in vars(args):
+        args.backend = "torch"  # compare runs both; torch-only flags (--batch-norm-impl) are valid here
     cfg = resolve_config(args)
     c = compare_engines(cfg, steps=cfg.steps if steps_given and cfg.steps else 100)
     folder = write_comparison(c, cfg.out_dir)

@@ -142,8 +142,7 @@ class TorchEngine:
             from chainrule.torch_ref import to_torch
 
             self._twin = build_model(cfg, int(in_shape[0]), num_classes)
-            bn = {} if cfg.batch_norm_impl == "torch" else {"batch_norm_impl": cfg.batch_norm_impl}
-            self.model = to_torch(self._twin, **bn)
+            self.model = to_torch(self._twin, batch_norm_impl=cfg.batch_norm_impl)
         else:
             raise ConfigError(f"model = {cfg.model!r} is not available in this version")
         self.model = self.model.to(self.device)
