@@ -358,3 +358,17 @@ def test_to_torch_keeps_float32_and_eps_momentum() -> None:
             torch.float32,
             torch.float32,
         )
+
+
+@pytest.mark.parametrize("cls", [BatchNormAutograd, BatchNormManual])
+def test_low_precision_input_is_normalized_in_the_parameter_dtype(cls) -> None:
+    """bf16 activations (autocast) are normalized in float32, like torch.nn.BatchNorm1d does it."""
+    x16 = (torch.randn(32, 5, generator=torch.Generator().manual_seed(13)) * 50 + 1000).bfloat16()
+    x16.requires_grad_(True)
+    m, ref = cls(5), torch.nn.BatchNorm1d(5)
+    y = m(x16)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, ref(x16.detach().float()), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.running_var, ref.running_var, rtol=1e-5, atol=0)
+    y.square().sum().backward()
+    assert x16.grad is not None and x16.grad.dtype == torch.bfloat16

@@ -132,6 +132,10 @@ class _BatchNormModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_batchnorm_input(x, self.n_neurons, self.training, type(self).__name__)
+        if x.dtype != self.gamma.dtype:
+            # e.g. bf16 activations under autocast: the statistics are computed in the parameters'
+            # dtype, as torch's BatchNorm keeps them in float32 (autograd casts the gradient back)
+            x = x.to(self.gamma.dtype)
         if self.training:
             return self._train_forward(x)
         # eval: the running statistics are constants, y is affine in x and autograd's backward is
@@ -166,7 +170,8 @@ class BatchNormAutograd(_BatchNormModule):
         momentum: weight of the current batch in the running statistics (keyword, default 0.1).
         dtype: parameter and buffer dtype (keyword, default torch's).
 
-    Shape: (N, D) -> (N, D); training needs N >= 2.
+    Shape: (N, D) -> (N, D); training needs N >= 2. An input of another dtype (bf16 under
+        autocast) is cast to the parameters' dtype first, and so is the output.
     Parameters: gamma (D,) init 1, beta (D,) init 0.
     Buffers: running_mean (D,), running_var (D,), num_batches_tracked ().
     """
@@ -194,7 +199,8 @@ class BatchNormManual(_BatchNormModule):
         momentum: weight of the current batch in the running statistics (keyword, default 0.1).
         dtype: parameter and buffer dtype (keyword, default torch's).
 
-    Shape: (N, D) -> (N, D); training needs N >= 2.
+    Shape: (N, D) -> (N, D); training needs N >= 2. An input of another dtype (bf16 under
+        autocast) is cast to the parameters' dtype first, and so is the output.
     Parameters: gamma (D,) init 1, beta (D,) init 0.
     Buffers: running_mean (D,), running_var (D,), num_batches_tracked ().
     """
