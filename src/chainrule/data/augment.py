@@ -10,8 +10,15 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def random_crop(x: np.ndarray, padding: int = 4, rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """Zero-pad each image by `padding` on every side, then cut a random H x W window per image.
+def random_crop(
+    x: np.ndarray,
+    padding: int = 4,
+    rng: np.random.Generator | int | None = None,
+    fill: float | np.ndarray = 0,
+) -> np.ndarray:
+    """Pad each image by `padding` on every side with `fill` (a scalar, or one value per channel:
+    e.g. the channel means of uint8 images, which standardize to 0), then cut a random H x W window
+    per image.
 
     Implementation: pad once, view all (2p+1)^2 windows with `sliding_window_view`, and gather
     one window per sample with a single fancy index.
@@ -27,7 +34,14 @@ def random_crop(x: np.ndarray, padding: int = 4, rng: np.random.Generator | int 
         return x.copy()
     n, _, h, w = x.shape
     g = _rng(rng)
-    padded = np.zeros((n, x.shape[1], h + 2 * padding, w + 2 * padding), x.dtype)  # faster than np.pad
+    c = x.shape[1]
+    fill_arr = np.asarray(fill)
+    if fill_arr.ndim > 1 or fill_arr.size not in (1, c):
+        raise ValueError(
+            f"random_crop: fill must be a scalar or {c} values (one per channel), got {fill_arr.shape}"
+        )
+    padded = np.empty((n, c, h + 2 * padding, w + 2 * padding), x.dtype)  # faster than np.pad
+    padded[...] = fill_arr.astype(x.dtype).reshape(1, -1, 1, 1)
     padded[:, :, padding : padding + h, padding : padding + w] = x
     windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
     dy = g.integers(0, 2 * padding + 1, size=n)

@@ -156,7 +156,7 @@ def _reader_for(source: Path) -> tuple[Callable[[str], bytes], Callable[[], None
     try:
         tf = tarfile.open(source, "r:*")
         members = {m.name: m for m in tf.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{source}: cannot read the archive ({type(e).__name__}: {e})") from e
     by_base: dict[str, tarfile.TarInfo] = {}
     for name, m in members.items():

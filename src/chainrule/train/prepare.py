@@ -167,7 +167,8 @@ def input_stats(x_train: np.ndarray, preprocess: str) -> tuple[np.ndarray, np.nd
 
 def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
     """Split off validation (stratified, seeded), standardize with training-split statistics,
-    flatten, and convert to the configured dtype."""
+    flatten, and convert to the configured dtype. For image models (`cfg.model` other than mlp)
+    the images stay uint8 (N, C, H, W): the engine standardizes each batch with `mean`/`std`."""
     x, y = raw.x_train, raw.y_train
     if x.ndim == 3:  # (N, H, W) grayscale
         x = x[:, None]
@@ -181,6 +182,20 @@ def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
     else:
         x_tr, y_tr, x_va, y_va = x, y, None, None
     mean, std = input_stats(x_tr, cfg.preprocess)
+    if cfg.model != "mlp":
+        return Prepared(
+            x_train=np.ascontiguousarray(x_tr),
+            y_train=np.ascontiguousarray(y_tr, np.int64),
+            x_val=None if x_va is None else np.ascontiguousarray(x_va),
+            y_val=None if y_va is None else np.ascontiguousarray(y_va, np.int64),
+            x_test=np.ascontiguousarray(x_test),
+            y_test=np.ascontiguousarray(raw.y_test, np.int64),
+            classes=list(raw.classes),
+            image_shape=tuple(int(s) for s in x.shape[1:]),  # type: ignore[arg-type]
+            mean=mean,
+            std=std,
+            raw_test=x_test,
+        )
     return Prepared(
         x_train=transform(x_tr, mean, std, dtype),
         y_train=np.ascontiguousarray(y_tr, np.int64),

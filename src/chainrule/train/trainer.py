@@ -96,18 +96,24 @@ def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
 
 
 def augment_batch(
-    x: np.ndarray, shape: tuple[int, int, int], flip: bool, padding: int, rng: np.random.Generator
+    x: np.ndarray,
+    shape: tuple[int, int, int],
+    flip: bool,
+    padding: int,
+    rng: np.random.Generator,
+    fill: float | np.ndarray = 0,
 ) -> np.ndarray:
-    """Random horizontal flip (p = 0.5) and/or random crop after zero padding by `padding` pixels,
-    for a flattened batch (B, C*H*W); `chainrule.data.augment` does the work on the (B, C, H, W)
-    view. Zero is the mean after standardization. Returns a new array."""
+    """Random horizontal flip (p = 0.5) and/or random crop after padding by `padding` pixels with
+    `fill`, for a flattened float batch (B, C*H*W) (fill 0: the mean after standardization) or a
+    uint8 image batch (B, C, H, W) (fill: the channel means in 0..255); `chainrule.data.augment`
+    does the work on the (B, C, H, W) view. Returns a new array."""
     from chainrule.data import random_crop, random_flip
 
     img = x.reshape(x.shape[0], *shape)
     if flip:
         img = random_flip(img, rng)
     if padding > 0:
-        img = random_crop(img, padding, rng)
+        img = random_crop(img, padding, rng, fill=fill)
     return np.ascontiguousarray(img).reshape(x.shape)
 
 
@@ -289,6 +295,8 @@ class Trainer:
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
         eval_every = cfg.eval_every
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
+        # uint8 images are padded with their channel means, which standardize to 0 like the float path
+        fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
         progress = self.progress
         if self.step == 0 and not hist.evals:
             self._remember_good()
@@ -313,7 +321,7 @@ class Trainer:
                 yb = y[idx]
                 if augment:  # a generator per step: a resumed run draws the same crops
                     rng = np.random.default_rng([cfg.seed, 11, step])
-                    xb = augment_batch(xb, self.data.image_shape, cfg.random_flip, pad, rng)
+                    xb = augment_batch(xb, self.data.image_shape, cfg.random_flip, pad, rng, fill)
                 lr = schedule.lr if stateful else schedule(step)
                 engine.set_lr(lr)
                 loss = engine.train_step(xb, yb)
