@@ -188,7 +188,7 @@ def detect_format(source: Path) -> str:
     try:
         with tarfile.open(source, "r:*") as tf:
             names = [os.path.basename(m) for m in tf.getnames()]
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{source}: cannot read the archive ({type(e).__name__}: {e})") from e
     return "binary" if BIN_TRAIN[0] in names else "python"
 
