@@ -195,3 +195,14 @@ def load(path: str | os.PathLike[str]) -> Module:
         dst[...] = src  # in place (dtype preserved by the architecture's config)
     model.train(bool(meta.get("training", True)))
     return model
+
+
+def file_format(path: str | os.PathLike[str]) -> str | None:
+    """The `format` named in a chainrule model file (reading only its JSON entry): "chainrule.model"
+    for MLPs, "chainrule.torch-model" for torch image models; None if the file is not readable."""
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as z:
+            meta = json.loads(str(z[META_KEY][()]))
+    except Exception:
+        return None
+    return meta.get("format") if isinstance(meta, dict) else None

@@ -239,7 +239,7 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Config, preprocessing and model of a run folder; errors name the missing/damaged file."""
-    from chainrule.nn.serialization import load
+    from chainrule.nn.serialization import file_format, load
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -259,15 +259,39 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"{model_path} is missing (the run has not finished; `chainrule train --resume {run_dir}`)"
         )
     try:
-        model = load(model_path)
+        if file_format(model_path) == "chainrule.torch-model":  # a CNN trained by the torch engine
+            try:
+                from chainrule.torch_ref.serialization import load_torch_model
+            except ImportError:
+                raise ConfigError(f"{model_path} is a torch model: pip install 'chainrule[torch]'") from None
+            model, _ = load_torch_model(model_path)
+        else:
+            model = load(model_path)
     except (ValueError, OSError) as e:
         raise ConfigError(str(e)) from None
     model.eval()
     return LoadedRun(run_dir, cfg, info, model)
 
 
-def _logits(model: Any, x: np.ndarray, backend: str = "numpy", batch: int = 10000) -> np.ndarray:
-    """Eval-mode logits of a saved (NumPy) model, computed by NumPy or by its torch copy."""
+def _logits(
+    model: Any, x: np.ndarray, backend: str = "numpy", batch: int = 10000, image_shape: Any = None
+) -> np.ndarray:
+    """Eval-mode logits of a saved model: an MLP computed by NumPy or by its torch copy, or a torch
+    image model (fed the standardized images reshaped to (N, C, H, W))."""
+    from chainrule.nn import Module
+
+    if not isinstance(model, Module):  # a torch.nn.Module (image model)
+        import torch
+
+        if backend == "numpy":
+            raise ConfigError("this run's model is a torch CNN: use --backend torch")
+        shape = (-1, *image_shape)
+        with torch.no_grad():
+            parts = [
+                model(torch.from_numpy(np.ascontiguousarray(x[s : s + 500]).reshape(shape)))
+                for s in range(0, len(x), 500)
+            ]
+        return torch.cat(parts).float().numpy()
     if backend == "numpy":
         return np.concatenate([model.forward(x[s : s + batch]) for s in range(0, x.shape[0], batch)])
     if backend != "torch":
@@ -295,7 +319,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str 
     x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_test, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    logits = _logits(run.model, x, backend)
+    logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]))
     y = raw.y_test
     probs = _softmax(logits.astype(np.float64))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
@@ -349,7 +373,7 @@ def predict_run(
     x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_u8, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    probs = _softmax(_logits(run.model, x, backend).astype(np.float64))
+    probs = _softmax(_logits(run.model, x, backend, image_shape=shape).astype(np.float64))
     classes = run.info["classes"]
     out = []
     for path, p in zip(images, probs, strict=True):
