@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chainrule",
         description="Train, evaluate and use NumPy MLPs on MNIST, Fashion-MNIST and CIFAR-10.",
-        epilog="`chainrule train` with no flags trains the tuned MNIST default (>= 98%% test accuracy).",
+        epilog="`chainrule train` with no flags trains the tuned MNIST default (>= 98% test accuracy).",
     )
     sub = parser.add_subparsers(
         dest="command", metavar="{train,evaluate,predict,recipes}", parser_class=_Parser

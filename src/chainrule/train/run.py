@@ -243,6 +243,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError(f"{run_dir} is not a chainrule run folder (it has no config.toml)")
     cfg = load_toml(run_dir / "config.toml")
     try:
         info = json.loads((run_dir / "preprocess.json").read_text(encoding="utf-8"))
