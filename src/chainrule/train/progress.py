@@ -21,10 +21,13 @@ def fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
-def rich_progress(console: Any, unit: str, below: Callable[[], list[Any]] | None = None) -> Any:
+def rich_progress(
+    console: Any, unit: str, below: Callable[[], list[Any]] | None = None, speed_period: float = 30.0
+) -> Any:
     """A `rich.progress.Progress` with the columns shared by `chainrule train` and `chainrule sweep`
     (description, bar, percentage, `done/total unit`, rate, elapsed, ETA) and, under the bars,
-    whatever `below()` returns (the latest metrics; the running trials). Refreshed by the caller."""
+    whatever `below()` returns (the latest metrics; the running trials). The rate and ETA average
+    over the last `speed_period` seconds. Refreshed by the caller."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -65,6 +68,7 @@ def rich_progress(console: Any, unit: str, below: Callable[[], list[Any]] | None
         TimeRemainingColumn(),
         console=console,
         auto_refresh=False,
+        speed_estimate_period=speed_period,
     )
 
 
