@@ -1,4 +1,5 @@
-"""Plots and the self-contained HTML report of a run (matplotlib is imported only when plotting)."""
+"""Plots and self-contained HTML reports of a run and of a sweep (matplotlib is imported only when
+plotting)."""
 
 from .compare import engine_comparison_plot
 from .html import render_report, write_report
@@ -12,17 +13,24 @@ from .plots import (
     prediction_grid,
     save_png,
 )
+from .sweep_html import render_sweep_report
+from .sweep_plots import curve_bands, heatmap, metric_by_value, value_label
 
 __all__ = [
     "accuracy_curves",
     "confusion_matrix",
     "confusion_plot",
+    "curve_bands",
+    "heatmap",
     "engine_comparison_plot",
     "loss_curves",
+    "metric_by_value",
     "lr_curve",
     "pick_samples",
     "prediction_grid",
     "render_report",
+    "render_sweep_report",
     "save_png",
+    "value_label",
     "write_report",
 ]

@@ -14,16 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 SHARED_DATA = Path("..") / "shared" / "datasets"
 
 
-def resolve_data_root(data_dir: str | None) -> str | None:
+def resolve_data_root(data_dir: str | None, download: bool = False) -> str | None:
     """Where to look for data: `data_dir`, then `$CHAINRULE_DATA`, then `../shared/datasets`
     (relative to the working directory) if it exists; None lets the loader use its own default
-    (the user cache)."""
+    (the user cache).
+
+    A `data_dir` the user names must be a folder (else `ConfigError`): the loader would otherwise
+    quietly fall back to the other places. With `download` it may be missing (it is created)."""
     if data_dir:
+        path = Path(data_dir).expanduser()
+        if not path.is_dir() and not (download and not path.exists()):
+            what = "is not a folder" if path.exists() else "does not exist"
+            hint = "" if download else " (name an existing folder, or add --download to fetch the data there)"
+            raise ConfigError(f"data_dir {data_dir} {what}{hint}")
         return data_dir
     env = os.environ.get("CHAINRULE_DATA")
     if env:
@@ -100,7 +108,8 @@ def load_raw(cfg: TrainConfig) -> RawData:
         return synthetic()
     from chainrule import data  # the loaders; imported here so `chainrule.train` loads without them
 
-    ds: Any = data.load(cfg.dataset, root=resolve_data_root(cfg.data_dir), download=cfg.download)
+    root = resolve_data_root(cfg.data_dir, cfg.download)
+    ds: Any = data.load(cfg.dataset, root=root, download=cfg.download)
     return RawData(
         np.asarray(ds.x_train),
         np.asarray(ds.y_train, np.int64),

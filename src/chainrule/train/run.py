@@ -29,7 +29,7 @@ from chainrule._io import atomic_write_text
 
 from .config import ConfigError, TrainConfig, dumps, load_toml
 from .engine import preflight
-from .prepare import Prepared, load_raw, prepare, resolve_data_root, transform
+from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, transform
 from .progress import Progress
 from .trainer import CHECKPOINT, FitResult, Trainer
 
@@ -82,14 +82,21 @@ def train_run(
     stream: TextIO | None = None,
     until_step: int | None = None,
     command: str | None = None,
+    raw: RawData | None = None,
+    plots: bool = True,
 ) -> RunResult:
     """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
-    what `cfg` was resolved from). Returns the folder, how it ended, and the summary."""
+    what `cfg` was resolved from). Returns the folder, how it ended, and the summary.
+
+    `raw` is the data set of `cfg` already loaded (`load_raw(cfg)`): a process that trains many
+    runs on the same data (a sweep worker) loads it once. `plots=False` skips the PNGs and
+    report.html (a sweep's trials: seconds of matplotlib each); everything else is written."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
     preflight(cfg)
     t0 = time.perf_counter()
-    raw = load_raw(cfg)
+    if raw is None:
+        raw = load_raw(cfg)
     data = prepare(raw, cfg)
     load_time = time.perf_counter() - t0
     if resume is not None:
@@ -112,7 +119,7 @@ def train_run(
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
     result = trainer.fit(until_step=until_step)
-    summary = finalize(trainer, result, run_dir, load_time=load_time, command=command)
+    summary = finalize(trainer, result, run_dir, load_time=load_time, command=command, plots=plots)
     return RunResult(run_dir, result.status, result.message, summary)
 
 
@@ -121,9 +128,14 @@ def count_params(model: Any) -> int:
 
 
 def finalize(
-    trainer: Trainer, result: FitResult, run_dir: Path, load_time: float = 0.0, command: str | None = None
+    trainer: Trainer,
+    result: FitResult,
+    run_dir: Path,
+    load_time: float = 0.0,
+    command: str | None = None,
+    plots: bool = True,
 ) -> dict[str, Any]:
-    """Write model, metrics, plots, summary and report for the model as it is now."""
+    """Write model, metrics, summary and (with `plots`) plots and report for the model as it is now."""
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
     trainer.engine.save_model(run_dir / "model.npz")
     hist.write(run_dir)
@@ -172,7 +184,7 @@ def finalize(
         "command": command or f"chainrule train --config {run_dir / 'config.toml'}",
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=1) + "\n")
-    if result.status != "paused":  # a paused run gets its plots and report when it finishes
+    if plots and result.status != "paused":  # a paused run gets its plots and report when it finishes
         _plots_and_report(trainer, run_dir, summary, pred, probs)
     return summary
 
@@ -244,6 +256,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError(f"{run_dir} is not a chainrule run folder (it has no config.toml)")
     cfg = load_toml(run_dir / "config.toml")
     try:
         info = json.loads((run_dir / "preprocess.json").read_text(encoding="utf-8"))

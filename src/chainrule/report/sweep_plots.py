@@ -1,0 +1,223 @@
+"""Plots of a sweep, from plain numbers: a metric against one swept key, learning curves with
+mean ± std bands over seeds, and a heatmap over two keys. Each returns PNG bytes (matplotlib is
+imported only when plotting, see `plots._plt`). Nothing here knows about the store or trials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .plots import _plt, _to_png
+
+
+def value_label(v: Any) -> str:
+    """How a swept value is written on an axis or in a table: 0.001 -> "0.001", [100, 50] -> "[100, 50]"."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(value_label(x) for x in v) + "]"
+    return str(v)
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _spread_out(pos: np.ndarray, log: bool) -> bool:
+    """At most 8 values, none closer to the next than 6% of the axis (else the labels collide)."""
+    if pos.size > 8:
+        return False
+    if pos.size < 2:
+        return True
+    t = np.log10(pos) if log else pos
+    return bool(np.min(np.diff(np.sort(t))) >= 0.06 * (t.max() - t.min()))
+
+
+def metric_by_value(
+    key: str,
+    values: Sequence[Any],
+    means: Sequence[float],
+    stds: Sequence[float],
+    ylabel: str = "validation accuracy (%)",
+    title: str = "",
+) -> bytes:
+    """A metric against the values of one swept key.
+
+    Args:
+        key: the swept key (x axis label).
+        values: the key's value for each configuration (several configurations may share a value
+            when other keys are swept too).
+        means, stds: the metric of each configuration, mean and std over its seeds.
+
+    Each configuration is a point with a ±std error bar; the line joins the best configuration at
+    each value (with one swept key: simply every configuration). Numbers spanning more than two
+    decades get a log axis; other values are categories in the order given.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    means_a = np.asarray(means, float)
+    stds_a = np.nan_to_num(np.asarray(stds, float))
+    distinct: list[Any] = []
+    for v in values:
+        if v not in distinct:
+            distinct.append(v)
+    numeric = _numeric(distinct)
+    if numeric:
+        distinct.sort()
+        xs = np.asarray([float(v) for v in values])
+        pos = np.asarray([float(v) for v in distinct])
+        log = bool(np.all(pos > 0) and pos.max() / pos.min() >= 100)
+    else:
+        idx = {value_label(v): i for i, v in enumerate(distinct)}
+        xs = np.asarray([idx[value_label(v)] for v in values], float)
+        pos = np.arange(len(distinct), dtype=float)
+        log = False
+    several = len(values) > len(distinct)
+    if several:  # other keys vary too: a little horizontal jitter keeps the points apart
+        span = (np.log10(pos.max() / pos.min()) if log else (pos.max() - pos.min())) if pos.size > 1 else 1.0
+        jitter = (np.random.default_rng(0).uniform(-1, 1, xs.size) * 0.012 * max(span, 1e-12)) if span else 0
+        xs_plot = xs * 10**jitter if log else xs + jitter
+    else:
+        xs_plot = xs
+    ok = np.isfinite(means_a)
+    ax.errorbar(
+        xs_plot[ok],
+        means_a[ok],
+        yerr=stds_a[ok],
+        fmt="o",
+        ms=4,
+        alpha=0.45 if several else 0.9,
+        color="tab:blue",
+        capsize=3,
+        label="a configuration (mean ± std over seeds)" if several else "mean ± std over seeds",
+    )
+    best_x, best_y = [], []
+    for p in pos:
+        sel = ok & (xs == p)
+        if sel.any():
+            best_x.append(p)
+            best_y.append(means_a[sel].max())
+    if best_x:
+        ax.plot(
+            best_x,
+            best_y,
+            "-",
+            color="tab:red" if several else "tab:blue",
+            lw=1.6,
+            label="best configuration at each value" if several else None,
+        )
+        i = int(np.argmax(best_y))
+        ax.annotate(
+            f"{best_y[i]:.2f}", (best_x[i], best_y[i]), xytext=(4, 4), textcoords="offset points", fontsize=8
+        )
+    if log:
+        ax.set_xscale("log")
+    if not numeric or _spread_out(pos, log):  # a grid's few values: one labelled tick each
+        ax.set_xticks(pos)
+        ax.set_xticklabels(
+            [value_label(v) for v in distinct],
+            rotation=30 if not numeric else 0,
+            ha="right" if not numeric else "center",
+            fontsize=8,
+        )
+        ax.minorticks_off()
+    ax.set_xlabel(key)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{ylabel} against {key}", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return _to_png(fig)
+
+
+def curve_bands(
+    groups: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+    xlabel: str = "epoch",
+    ylabel: str = "validation accuracy (%)",
+    title: str = "",
+    log_y: bool = False,
+) -> bytes:
+    """Learning curves, one colour per group, as the mean over the group's runs with a ±std band
+    (seed 002's figure 5). Runs of a group are aligned on their x values (runs that stopped early
+    simply end: the mean at each x is over the runs that reached it).
+
+    Args:
+        groups: label -> a list of (x, y) arrays, one pair per run (seed).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, runs) in enumerate(groups.items()):
+        at: dict[float, list[float]] = {}
+        for x, y in runs:
+            for xi, yi in zip(np.asarray(x, float), np.asarray(y, float), strict=True):
+                if np.isfinite(yi):
+                    at.setdefault(round(float(xi), 6), []).append(float(yi))
+        if not at:
+            continue
+        xs = np.asarray(sorted(at))
+        mean = np.asarray([np.mean(at[x]) for x in xs])
+        std = np.asarray([np.std(at[x], ddof=1) if len(at[x]) > 1 else 0.0 for x in xs])
+        color = colors[i % len(colors)]
+        ax.plot(xs, mean, "-", color=color, lw=1.6, label=f"{label} (n={len(runs)})")
+        if len(runs) > 1:
+            ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return _to_png(fig)
+
+
+def heatmap(
+    row_key: str,
+    row_values: Sequence[Any],
+    col_key: str,
+    col_values: Sequence[Any],
+    cells: np.ndarray,
+    title: str = "",
+    label: str = "validation accuracy (%)",
+) -> bytes:
+    """A metric over a two-key grid, each cell annotated; NaN cells (no result) are left blank.
+
+    Shape: cells (len(row_values), len(col_values)).
+    """
+    plt = _plt()
+    cells = np.asarray(cells, float)
+    r, c = cells.shape
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * c + 2.5), max(3.0, 0.6 * r + 1.6)))
+    finite = cells[np.isfinite(cells)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    im = ax.imshow(
+        np.ma.masked_invalid(cells), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, aspect="auto"
+    )
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    mid = (lo + hi) / 2
+    for i in range(r):
+        for j in range(c):
+            if np.isfinite(cells[i, j]):
+                ax.text(
+                    j,
+                    i,
+                    f"{cells[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if cells[i, j] > mid else "white",
+                )
+    ax.set_xticks(range(c))
+    ax.set_xticklabels([value_label(v) for v in col_values], fontsize=8)
+    ax.set_yticks(range(r))
+    ax.set_yticklabels([value_label(v) for v in row_values], fontsize=8)
+    ax.set_xlabel(col_key)
+    ax.set_ylabel(row_key)
+    ax.set_title(title or f"{label}: {row_key} x {col_key}", fontsize=10)
+    return _to_png(fig)

@@ -1,0 +1,224 @@
+"""Where trials run: a local pool of worker processes, or Ray tasks.
+
+Both have the same small interface, used only by the coordinator (`chainrule.sweep.runner`):
+`capacity` (how many trials may run at once), `submit(task)`, `wait(timeout)` -> the (task,
+result) pairs that finished, `close()` and `kill()`. A result is `worker.run_trial`'s dict; a
+worker that dies (killed, out of memory) gives a "failed" result for its trial instead of
+hanging the sweep.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from . import worker
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_main(conn: Connection, threads: int) -> None:
+    worker.init_worker(threads)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(worker.run_trial(task))
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+    task: dict[str, Any] | None = None
+
+
+class LocalPool:
+    """`workers` processes (spawned: no state is inherited from the coordinator), each running one
+    trial at a time with `threads` threads. Workers die with the coordinator (`worker.init_worker`).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.capacity = workers
+        self.threads = threads
+        self.ctx = mp.get_context("spawn")
+        self.workers: list[_Worker] = []
+        for _ in range(workers):
+            self.workers.append(self._start())
+
+    def _start(self) -> _Worker:
+        parent, child = self.ctx.Pipe()
+        saved = {k: os.environ.get(k) for k in worker.THREAD_VARS}
+        os.environ.update(worker.thread_env(self.threads))  # inherited: NumPy's BLAS starts with them
+        try:
+            proc = self.ctx.Process(
+                target=_worker_main, args=(child, self.threads), daemon=True, name="chainrule-sweep-worker"
+            )
+            proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        child.close()
+        return _Worker(proc, parent)
+
+    @property
+    def busy(self) -> int:
+        return sum(w.task is not None for w in self.workers)
+
+    def submit(self, task: dict[str, Any]) -> None:
+        task = dict(task, threads=self.threads)
+        for w in self.workers:
+            if w.task is None:
+                w.task = task
+                w.conn.send(task)
+                return
+        raise RuntimeError("no idle worker")
+
+    def wait(self, timeout: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        busy = [w for w in self.workers if w.task is not None]
+        if not busy:
+            time.sleep(timeout)
+            return []
+        ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout))
+        done = []
+        for i, w in enumerate(self.workers):
+            if w.task is None or (w.conn not in ready and w.proc.sentinel not in ready):
+                continue
+            task, result = w.task, None
+            if w.conn.poll():
+                try:
+                    result = w.conn.recv()
+                except (EOFError, OSError):
+                    result = None
+            if result is None:  # the process died without an answer
+                w.proc.join(1)
+                result = {
+                    "trial_id": task["trial_id"],
+                    "status": "failed",
+                    "error": f"the worker process died (exit code {w.proc.exitcode}) during this trial",
+                    "result": {},
+                    "wall_s": 0.0,
+                }
+                w.conn.close()
+                self.workers[i] = self._start()
+            else:
+                w.task = None
+            done.append((task, result))
+        return done
+
+    def close(self) -> None:
+        for w in self.workers:
+            if w.proc.is_alive() and w.task is None:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        for w in self.workers:
+            w.proc.join(2 if w.task is None else 0)
+        self.kill()
+
+    def kill(self) -> None:
+        for w in self.workers:
+            if w.proc.is_alive():
+                w.proc.kill()
+        for w in self.workers:
+            w.proc.join(5)
+            w.conn.close()
+
+
+class RayPool:
+    """Each trial is a Ray task (`num_cpus = threads`). With `address` it joins that cluster
+    ("auto": the one `ray start` runs here), else it starts a local Ray with `workers * threads`
+    CPUs. Ray is imported here, never by `import chainrule.sweep`."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None, threads: int, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            from chainrule.train.config import ConfigError
+
+            raise ConfigError("--backend ray needs Ray: pip install 'chainrule[ray]'") from None
+        self.ray = ray
+        self.threads = threads
+        self.started_here = False
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {
+                "include_dashboard": False,
+                "configure_logging": False,
+                "log_to_driver": False,
+            }
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                cpus = (workers or max(1, available_cores() // threads)) * threads
+                ray.init(num_cpus=cpus, **kw)
+                self.started_here = True
+        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.capacity = workers or max(1, cluster_cpus // threads)
+        self._remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_trial)
+        self.pending: dict[Any, dict[str, Any]] = {}
+
+    @property
+    def busy(self) -> int:
+        return len(self.pending)
+
+    def submit(self, task: dict[str, Any]) -> None:
+        task = dict(task, threads=self.threads)
+        self.pending[self._remote.remote(task)] = task
+
+    def wait(self, timeout: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        if not self.pending:
+            time.sleep(timeout)
+            return []
+        ready, _ = self.ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout)
+        done = []
+        for ref in ready:
+            task = self.pending.pop(ref)
+            try:
+                result = self.ray.get(ref)
+            except Exception as e:  # the task's process died, or Ray failed it
+                result = {
+                    "trial_id": task["trial_id"],
+                    "status": "failed",
+                    "error": f"Ray task failed: {' '.join(str(e).split())[:500]}",
+                    "result": {},
+                    "wall_s": 0.0,
+                }
+            done.append((task, result))
+        return done
+
+    def close(self) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        for ref in list(self.pending):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        self.pending.clear()
+        if self.started_here:
+            self.ray.shutdown()
+
+
+def _ray_trial(task: dict[str, Any]) -> dict[str, Any]:
+    return worker.run_trial(task)

@@ -1,0 +1,388 @@
+"""`chainrule sweep-report DIR`: the sweep's results, aggregated over seeds, as PNGs and a
+self-contained `DIR/report.html`.
+
+Configurations are the trials grouped by their swept values (all seeds of one configuration
+together), ranked by mean validation accuracy (test accuracy where no validation split exists).
+Plots: the metric against each swept key; learning curves of the best configuration at each value
+of one key, mean ± std over seeds; a heatmap over the two keys with the most values (best over
+the other keys when there are more than two). Reads only the database and the trial folders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule._io import atomic_write_text
+
+from .runner import DB_NAME, swept_keys, trial_dir
+from .store import Store, StoreError
+
+
+@dataclass
+class Config:
+    """One configuration (swept values) and its trials (one per seed)."""
+
+    params: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def done(self) -> list[dict[str, Any]]:
+        return [t for t in self.trials if t["status"] == "completed"]
+
+    def stat(self, key: str) -> tuple[float, float, int]:
+        """(mean, sample std, n) of `key` over the completed trials; NaN where there is none."""
+        vals = [t[key] for t in self.done if t.get(key) is not None and math.isfinite(t[key])]
+        if not vals:
+            return math.nan, math.nan, 0
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        return float(np.mean(vals)), std, len(vals)
+
+
+def group(trials: list[dict[str, Any]]) -> list[Config]:
+    configs: dict[str, Config] = {}
+    for t in trials:
+        key = json.dumps(t["params"], sort_keys=True)
+        configs.setdefault(key, Config(t["params"])).trials.append(t)
+    return list(configs.values())
+
+
+def rank_metric(trials: list[dict[str, Any]]) -> str:
+    """val_acc, or test_acc when no trial has a validation split."""
+    return "val_acc" if any(t.get("val_acc") is not None for t in trials) else "test_acc"
+
+
+def ranked(configs: list[Config], metric: str) -> list[Config]:
+    def key(c: Config) -> tuple[int, float]:
+        m = c.stat(metric)[0]
+        return (0, -m) if math.isfinite(m) else (1, 0.0)
+
+    return sorted(configs, key=key)
+
+
+def _pm(stat: tuple[float, float, int], scale: float = 100.0, digits: int = 2) -> str:
+    mean, std, n = stat
+    if n == 0:
+        return ""
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}" if n > 1 else f"{scale * mean:.{digits}f}"
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def wall_time(sessions: list[dict[str, Any]], trials: list[dict[str, Any]]) -> float:
+    """Seconds the sweep's sessions ran. A session killed without an end counts until the last
+    trial that finished after it started (and before the next session)."""
+    total = 0.0
+    for i, s in enumerate(sessions):
+        end = s.get("finished")
+        if end is None:
+            nxt = sessions[i + 1]["started"] if i + 1 < len(sessions) else math.inf
+            ends = [
+                t["finished"] for t in trials if t.get("finished") and s["started"] <= t["finished"] < nxt
+            ]
+            end = max(ends) if ends else s["started"]
+        total += max(0.0, end - s["started"])
+    return total
+
+
+def curves(out_dir: Path, trials: list[dict[str, Any]], metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(epoch, metric) of each trial's metrics.jsonl (missing files are skipped)."""
+    from chainrule.train.history import read_metrics
+
+    runs = []
+    for t in trials:
+        path = trial_dir(out_dir, t["trial_id"]) / "metrics.jsonl"
+        try:
+            evals = read_metrics(path)
+        except (OSError, ValueError):
+            continue
+        pts = [(e["epoch"], e[metric]) for e in evals if e.get(metric) is not None]
+        if pts:
+            x, y = zip(*pts, strict=True)
+            runs.append((np.asarray(x, float), np.asarray(y, float)))
+    return runs
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric.endswith("_acc") else 1.0
+
+
+def _metric_label(metric: str) -> str:
+    names = {
+        "val_acc": "validation accuracy (%)",
+        "test_acc": "test accuracy (%)",
+        "val_loss": "validation loss",
+        "train_loss_running": "training loss (mean between evaluations)",
+    }
+    return names.get(metric, metric)
+
+
+def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[str, dict[str, bytes]]:
+    """The report's HTML and its PNGs (file name -> bytes)."""
+    from chainrule import report
+
+    out_dir = Path(out_dir)
+    try:
+        store = Store(out_dir / DB_NAME, readonly=True)
+    except StoreError:
+        from .runner import SweepError
+
+        raise SweepError(f"{out_dir} is not a sweep folder (no readable {DB_NAME} there)") from None
+    with store:
+        trials = store.trials()
+        sessions = store.sessions()
+        name = store.get_meta("name") or out_dir.name
+        description = store.get_meta("description") or ""
+    keys = swept_keys(trials)
+    metric = rank_metric(trials)
+    scale = _scale(metric)
+    configs = ranked(group(trials), metric)
+    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "failed", "running", "pending")}
+    seeds = sorted({t["seed"] for t in trials})
+    wall = wall_time(sessions, trials)
+    busy = sum(t.get("wall_s") or 0.0 for t in trials)
+    workers = max((s["workers"] for s in sessions), default=1)
+    notes = []
+    if metric == "test_acc":
+        notes.append("No trial holds out a validation split (val_fraction = 0): ranked by test accuracy.")
+
+    overview: list[tuple[str, Any]] = [
+        ("trials", f"{len(trials)}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)),
+        ("configurations", len(configs)),
+        ("seeds", ", ".join(map(str, seeds))),
+        ("swept keys", ", ".join(keys) or "(none: the base config only)"),
+        ("wall time", f"{_fmt_s(wall)} in {len(sessions)} session(s), up to {workers} worker(s)"),
+        ("sum of the trial times", _fmt_s(busy)),
+    ]
+    if wall > 0 and busy > 0:
+        overview.append(
+            (
+                "parallel efficiency",
+                f"{100 * busy / (wall * workers):.0f}% (trial time / (wall time x workers))",
+            )
+        )
+
+    best_rows: list[tuple[str, Any]] = []
+    best_config: dict[str, Any] = {}
+    if configs and configs[0].done:
+        b = configs[0]
+        best_rows = [(k, report.value_label(v)) for k, v in b.params.items()]
+        best_rows += [
+            (
+                _metric_label(metric).replace(" (%)", ""),
+                _pm(b.stat(metric), scale) + ("%" if scale == 100 else ""),
+            ),
+            ("test accuracy", _pm(b.stat("test_acc")) + "%"),
+            ("seeds with a result", b.stat(metric)[2]),
+            ("trials", ", ".join(t["trial_id"] for t in b.trials)),
+        ]
+        best_config = {k: v for k, v in b.done[0]["config"].items() if k not in ("seed", "run_dir")}
+
+    headers = ["#", *keys, "val acc (%)" if metric == "val_acc" else "test acc (%)", "n"]
+    headers += ["test acc (%)"] if metric == "val_acc" else []
+    headers += ["val loss", "epochs", "train time (s)", "trials"]
+    numeric = [True] + [False] * len(keys) + [True, True] + ([True] if metric == "val_acc" else [])
+    numeric += [True, True, True, False]
+    rows = []
+    for i, c in enumerate(configs):
+        row: list[Any] = [
+            i + 1,
+            *[report.value_label(c.params.get(k)) if k in c.params else "" for k in keys],
+        ]
+        row += [_pm(c.stat(metric), scale), c.stat(metric)[2]]
+        if metric == "val_acc":
+            row.append(_pm(c.stat("test_acc")))
+        row += [
+            _pm(c.stat("val_loss"), 1.0, 4),
+            _pm(c.stat("epochs"), 1.0, 1),
+            _pm(c.stat("train_time_s"), 1.0, 1),
+        ]
+        done = {t["trial_id"] for t in c.done}
+        row.append(
+            " ".join(t["trial_id"] + ("" if t["trial_id"] in done else f" ({t['status']})") for t in c.trials)
+        )
+        rows.append(row)
+    failed_rows = [
+        [
+            t["trial_id"],
+            " ".join(f"{k}={report.value_label(v)}" for k, v in t["params"].items()),
+            t["seed"],
+            t["error"] or "",
+        ]
+        for t in trials
+        if t["status"] == "failed"
+    ]
+
+    images: dict[str, tuple[bytes, str]] = {}
+    files: dict[str, bytes] = {}
+    have = [c for c in configs if c.done]
+    for k in keys:
+        sel = [c for c in have if k in c.params]
+        if len({json.dumps(c.params[k]) for c in sel}) < 2:
+            continue
+        stats = [c.stat(metric) for c in sel]
+        png = report.metric_by_value(
+            k,
+            [c.params[k] for c in sel],
+            [scale * s[0] for s in stats],
+            [scale * s[1] for s in stats],
+            ylabel=_metric_label(metric),
+            title=f"{name}: final {_metric_label(metric)} against {k}",
+        )
+        files[f"{metric}_by_{k}.png"] = png
+        images[f"{_metric_label(metric)} against {k}"] = (
+            png,
+            "each point a configuration, mean ± std over its seeds"
+            + (
+                "; the line joins the best configuration at each value"
+                if len(sel) > len({json.dumps(c.params[k]) for c in sel})
+                else ""
+            ),
+        )
+
+    ckey = (
+        curves_key
+        if curves_key in keys
+        else next((k for k in keys if len({json.dumps(c.params.get(k)) for c in have}) > 1), None)
+    )
+    if have:
+        # the best configuration at each value of the key (all configurations if there is no key)
+        chosen: dict[str, Config] = {}
+        for c in have:  # `have` is ranked: the first seen is the best
+            label = f"{ckey}={report.value_label(c.params.get(ckey))}" if ckey else "all trials"
+            if ckey is None:
+                chosen.setdefault(label, Config(c.params)).trials.extend(c.done)
+            else:
+                chosen.setdefault(label, c)
+        for m in (metric, "train_loss_running"):
+            groups = {label: curves(out_dir, c.done, m) for label, c in chosen.items()}
+            groups = {k: v for k, v in groups.items() if v}
+            if not groups:
+                continue
+            sc = _scale(m)
+            png = report.curve_bands(
+                {k: [(x, sc * y) for x, y in v] for k, v in groups.items()},
+                ylabel=_metric_label(m),
+                title=f"{name}: {_metric_label(m)}"
+                + (f", best configuration at each {ckey}" if ckey else ""),
+                log_y=m.endswith("loss"),
+            )
+            files[f"curves_{m}.png"] = png
+            images[f"Learning curves: {_metric_label(m)}" + (f" by {ckey}" if ckey else "")] = (
+                png,
+                "mean ± std over seeds at each evaluation"
+                + (f"; for each value of {ckey}, its best configuration" if ckey and len(keys) > 1 else ""),
+            )
+
+    pair = _heatmap_keys(keys, have)
+    if pair:
+        rk, ck = pair
+        rvals, cvals = _values(have, rk), _values(have, ck)
+        cells = np.full((len(rvals), len(cvals)), np.nan)
+        for c in have:
+            if rk in c.params and ck in c.params:
+                i = [json.dumps(v) for v in rvals].index(json.dumps(c.params[rk]))
+                j = [json.dumps(v) for v in cvals].index(json.dumps(c.params[ck]))
+                m = scale * c.stat(metric)[0]
+                if math.isfinite(m) and not (cells[i, j] >= m):
+                    cells[i, j] = m
+        others = [k for k in keys if k not in pair]
+        png = report.heatmap(
+            rk,
+            rvals,
+            ck,
+            cvals,
+            cells,
+            label=_metric_label(metric),
+            title=f"{name}: {_metric_label(metric)}"
+            + (" (best over " + ", ".join(others) + ")" if others else ""),
+        )
+        files[f"heatmap_{rk}_{ck}.png"] = png
+        images[f"Heatmap: {rk} x {ck}"] = (
+            png,
+            "mean over seeds" + (f"; each cell the best over {', '.join(others)}" if others else ""),
+        )
+
+    table_rows = []
+    for row in rows:
+        ids = row[-1].split(" ")
+        first = ids[0] if ids else ""
+        page = "report.html" if (trial_dir(out_dir, first) / "report.html").is_file() else ""
+        linked = dict(text=row[-1], href=f"trials/{first}/{page}") if first else row[-1]
+        table_rows.append([*row[:-1], linked])
+    text = report.render_sweep_report(
+        name,
+        description,
+        overview,
+        best_rows,
+        (headers, table_rows, numeric),
+        (["trial", "config", "seed", "error"], failed_rows),
+        images,
+        best_config,
+        notes,
+    )
+    return text, files
+
+
+def _values(configs: list[Config], key: str) -> list[Any]:
+    vals: list[Any] = []
+    for c in configs:
+        if key in c.params and json.dumps(c.params[key]) not in [json.dumps(v) for v in vals]:
+            vals.append(c.params[key])
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+        vals.sort()
+    return vals
+
+
+def _heatmap_keys(keys: list[str], configs: list[Config]) -> tuple[str, str] | None:
+    """The two swept keys with the most values (ties: spec order), if two have 2+ values."""
+    sizes = [(len(_values(configs, k)), -i, k) for i, k in enumerate(keys)]
+    multi = sorted((s for s in sizes if s[0] >= 2), reverse=True)
+    if len(multi) < 2:
+        return None
+    a, b = multi[0][2], multi[1][2]
+    return (a, b) if keys.index(a) < keys.index(b) else (b, a)
+
+
+def write_sweep_report(out_dir: str | Path, curves_key: str | None = None) -> Path:
+    """Write DIR/report.html and the PNGs beside it; return the report's path."""
+    out_dir = Path(out_dir)
+    text, files = build_report(out_dir, curves_key)
+    for fname, png in files.items():
+        from chainrule.report import save_png
+
+        save_png(png, out_dir / fname)
+    return atomic_write_text(out_dir / "report.html", text)
+
+
+def summary_line(out_dir: str | Path) -> str:
+    """`sweep NAME: 12 trials: 11 completed, 1 failed; best lr=0.1: val 97.12 ± 0.10% (n=3), test ...`"""
+    from chainrule.report import value_label
+
+    with Store(Path(out_dir) / DB_NAME, readonly=True) as store:
+        trials = store.trials()
+        name = store.get_meta("name") or Path(out_dir).name
+    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "failed", "running", "pending")}
+    line = f"sweep {name}: {len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    metric = rank_metric(trials)
+    configs = [c for c in ranked(group(trials), metric) if c.done]
+    if configs:
+        b = configs[0]
+        params = " ".join(f"{k}={value_label(v)}" for k, v in b.params.items()) or "the base config"
+        split = "val" if metric == "val_acc" else "test"
+        line += f"; best {params}: {split} {_pm(b.stat(metric))}% (n={b.stat(metric)[2]})"
+        if metric == "val_acc":
+            line += f", test {_pm(b.stat('test_acc'))}%"
+    return line

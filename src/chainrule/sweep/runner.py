@@ -1,0 +1,311 @@
+"""The coordinator: puts a spec's trials in the store, runs them on a backend, records each result,
+keeps `trials.csv` current, and writes the report at the end.
+
+The coordinator is the only process that writes `sweep.db` (workers write only their own trial
+folders). A lock file (`DIR/.lock`, flock: released by the kernel when the process dies, also on
+`kill -9`) keeps a second coordinator out of the same folder.
+
+Crash safety: a trial is marked running in the database before it is handed to a worker, and
+completed or failed only after the worker returned. After a crash, `--resume` runs every trial
+that is not completed or failed: a running one continues from its checkpoint (or is taken as it
+is if its run folder says it ended), a pending one starts. Trial ids are primary keys and trial
+folders are named after them, so nothing runs twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from chainrule._io import atomic_write_text
+
+from .backends import LocalPool, RayPool, available_cores
+from .progress import SweepProgress
+from .spec import SweepSpec
+from .store import Store
+
+DB_NAME = "sweep.db"
+CSV_FIELDS = (
+    "val_acc",
+    "test_acc",
+    "val_loss",
+    "test_loss",
+    "train_time_s",
+    "epochs",
+    "best_val_acc",
+    "end_status",
+    "attempts",
+    "wall_s",
+    "error",
+)
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot run (folder taken, not a sweep folder, ...): one line."""
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    counts: dict[str, int]
+    ran: int
+    wall_s: float
+    interrupted: bool = False
+    report: Path | None = None
+    new_trials: list[str] = field(default_factory=list)
+
+
+def trial_dir(out_dir: Path, trial_id: str) -> Path:
+    return out_dir / "trials" / trial_id
+
+
+class _Lock:
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / ".lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise SweepError(f"{out_dir} is being run by another chainrule sweep process") from None
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def swept_keys(trials: list[dict[str, Any]]) -> list[str]:
+    keys: list[str] = []
+    for t in trials:
+        for k in t["params"]:
+            if k not in keys:
+                keys.append(k)
+    return keys
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return json.dumps(v)
+    return v
+
+
+def write_csv(store: Store, out_dir: Path) -> Path:
+    """`trials.csv`: one row per trial, in creation order (written atomically)."""
+    trials = store.trials()
+    keys = swept_keys(trials)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["trial_id", "status", "seed", *keys, *CSV_FIELDS])
+    for t in trials:
+        w.writerow(
+            [t["trial_id"], t["status"], t["seed"]]
+            + [_cell(t["params"].get(k)) for k in keys]
+            + [_cell(t.get(c)) for c in CSV_FIELDS]
+        )
+    return atomic_write_text(out_dir / "trials.csv", buf.getvalue())
+
+
+def _check_data(trials: list[dict[str, Any]]) -> None:
+    """Before anything runs (local backend): every data set the trials use is there (a missing
+    --data-dir or data set is one error now, not one failed trial each). Loading also fills the
+    chainrule.data cache, so the workers only memory-map it."""
+    from chainrule.train.config import TrainConfig, from_dict
+    from chainrule.train.prepare import load_raw
+
+    seen = set()
+    for t in trials:
+        c = t["config"]
+        key = (c.get("dataset"), c.get("data_dir"), c.get("download"))
+        if key in seen or c.get("dataset") == "synthetic":
+            continue
+        seen.add(key)
+        load_raw(from_dict(c, TrainConfig(), source=f"trial {t['trial_id']}"))
+
+
+def open_sweep(out_dir: Path) -> Store:
+    if not (out_dir / DB_NAME).is_file():
+        raise SweepError(f"{out_dir} is not a sweep folder (no {DB_NAME} there)")
+    return Store(out_dir / DB_NAME)
+
+
+def run_sweep(
+    spec: SweepSpec | None,
+    out_dir: str | Path | None = None,
+    workers: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+    retry_failed: bool = False,
+    report: bool = True,
+    check_data: bool = True,
+    trial_reports: bool = False,
+) -> SweepResult:
+    """Run `spec` into `out_dir` (default `sweeps/<name>`), or with `spec=None` resume the sweep in
+    `out_dir`. A folder that holds the same sweep is extended: only trials not in its database run.
+
+    Args:
+        workers: trials at once (default: the number of cores; with Ray, the cluster's CPUs).
+        backend: "local" (worker processes) or "ray".
+        address: Ray cluster to join ("auto" or host:port); default: start a local Ray.
+        retry_failed: run the failed trials again.
+        report: write report.html at the end (needs matplotlib).
+        check_data: load each data set once before starting (local backend).
+        trial_reports: plots and report.html in every trial folder too (seconds of matplotlib each).
+    """
+    stream = stream if stream is not None else sys.stderr
+    if backend not in ("local", "ray"):
+        raise SweepError(f"backend {backend!r} is not one of local, ray")
+    if workers is not None and workers < 1:
+        raise SweepError(f"workers = {workers} is invalid: it must be >= 1")
+    if spec is None and out_dir is None:
+        raise SweepError("resuming needs the sweep folder")
+    out = Path(out_dir) if out_dir is not None else Path("sweeps") / spec.name  # type: ignore[union-attr]
+    if spec is None:
+        store = open_sweep(out)
+        store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _Lock(out)
+    try:
+        return _run_locked(
+            spec,
+            out,
+            workers,
+            backend,
+            address,
+            quiet,
+            stream,
+            retry_failed,
+            report,
+            check_data,
+            trial_reports,
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    spec: SweepSpec | None,
+    out: Path,
+    workers: int | None,
+    backend_name: str,
+    address: str | None,
+    quiet: bool,
+    stream: TextIO,
+    retry_failed: bool,
+    report: bool,
+    check_data: bool,
+    trial_reports: bool,
+) -> SweepResult:
+    t_start = time.perf_counter()
+    with Store(out / DB_NAME) as store:
+        new: list[str] = []
+        if spec is not None:
+            old_name = store.get_meta("name")
+            if old_name is not None and old_name != spec.name:
+                raise SweepError(
+                    f"{out} holds sweep {old_name!r}, not {spec.name!r}: use another --out "
+                    f"(or name the spec {old_name!r} to extend it)"
+                )
+            store.set_meta("name", spec.name)
+            store.set_meta("description", spec.description)
+            store.set_meta("spec", spec.text)
+            atomic_write_text(out / "spec.toml", spec.text)
+            new = store.add_trials(spec.trials)
+        if retry_failed:
+            store.reset(t["trial_id"] for t in store.trials("failed"))
+        todo = store.trials("running") + store.trials("pending")
+        todo.sort(key=lambda t: t["number"])
+        counts = store.counts()
+        total = sum(counts.values())
+        write_csv(store, out)
+        if check_data and backend_name == "local" and todo:
+            _check_data(todo)
+
+        cores = available_cores()
+        n = workers or (cores if backend_name == "local" else 0)
+        if backend_name == "local":
+            n = max(1, min(n, len(todo))) if todo else 1
+        threads = max(1, cores // n) if n else 1
+        progress = SweepProgress(total, total - len(todo), enabled=not quiet, stream=stream)
+        name = store.get_meta("name")
+        progress.message(
+            f"chainrule: sweep {name}: {total} trials ({len(new)} new), {len(todo)} to run"
+            + (f" on {n} worker(s) x {threads} thread(s)" if todo and backend_name == "local" else "")
+            + (" on Ray" if todo and backend_name == "ray" else "")
+            + f"; folder {out}"
+        )
+        ran, interrupted = 0, False
+        if todo:
+            pool: Any = (
+                LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
+            )
+            session = store.start_session(pool.capacity, backend_name)
+            queue = deque(todo)
+            progress.start()
+            try:
+                while queue or pool.busy:
+                    while queue and pool.busy < pool.capacity:
+                        t = queue.popleft()
+                        run_dir = trial_dir(out, t["trial_id"])
+                        resumed = (run_dir / "checkpoint.npz").is_file()
+                        store.mark_running(t["trial_id"])
+                        task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
+                        pool.submit(dict(task, run_dir=str(run_dir.resolve())))
+                        progress.started(t["trial_id"], t["params"], run_dir, t["seed"], resumed)
+                    for finished, res in pool.wait(0.25):
+                        ran += _record(store, finished, res, progress)
+                        write_csv(store, out)
+                    progress.tick()
+            except KeyboardInterrupt:
+                interrupted = True
+                pool.kill()
+            finally:
+                pool.close()
+                progress.close()
+                store.end_session(session)
+        write_csv(store, out)
+        counts = store.counts()
+    report_path = None
+    if report and not interrupted and counts["completed"]:
+        report_path = _report(out, progress)
+    return SweepResult(out, counts, ran, time.perf_counter() - t_start, interrupted, report_path, new)
+
+
+def _record(store: Store, task: dict[str, Any], res: dict[str, Any], progress: SweepProgress) -> int:
+    tid = task["trial_id"]
+    status = res.get("status")
+    result = {k: v for k, v in (res.get("result") or {}).items() if v is not None}
+    wall = float(res.get("wall_s") or 0.0)
+    if status == "completed":
+        store.mark_completed(tid, result, wall)
+    elif status == "interrupted":  # stays running: --resume continues it from its checkpoint
+        progress.finished(tid, "interrupted", result, "interrupted")
+        return 0
+    else:
+        store.mark_failed(tid, res.get("error") or "failed", result, wall)
+        status = "failed"
+    progress.finished(tid, status, result, res.get("error"))
+    return 1
+
+
+def _report(out: Path, progress: SweepProgress) -> Path | None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        progress.message("chainrule: no report: plotting needs matplotlib (pip install 'chainrule[app]')")
+        return None
+    from .report import write_sweep_report
+
+    return write_sweep_report(out)

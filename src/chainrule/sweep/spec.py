@@ -1,0 +1,447 @@
+"""Sweep specs (TOML) and the trials they expand to.
+
+    name = "lr-study"                 # the sweep's name (default folder sweeps/<name>)
+    description = "..."               # optional, shown in the report
+    seeds = 3                         # a count (seeds 0, 1, 2) or a list [0, 7, 42]; default 1
+    sweep_seed = 0                    # seeds the random draws (default 0)
+
+    [base]                            # any `chainrule train` key, and/or recipe = "NAME"
+    recipe = "seed004-mlp"
+    epochs = 10
+
+    [grid]                            # the cartesian product of these lists
+    lr = [0.1, 0.01]
+    hidden_sizes = [[100], [300, 100]]
+    recipe = ["seed003-sigmoid", "seed003-relu"]   # a grid over recipes is allowed too
+
+    [random]                          # n_trials draws, each crossed with every grid point
+    n_trials = 8
+    dropout = { uniform = [0.0, 0.5] }
+    weight_decay = { log_uniform = [1e-5, 1e-2] }
+    batch_size = { int_uniform = [32, 256] }
+    activation = { choice = ["relu", "tanh"] }
+
+    [scale_by]                        # multiply a swept value by another key of the same trial
+    lr = "batch_size"                 # e.g. a summed-loss lr: lr (mean loss) = lr x batch size
+
+A trial is one resolved `TrainConfig` (defaults, then the recipe, then [base], then the grid point
+and the random draw, then the seed). Its id is a hash of the config's keys that change training
+(`trial_id`), so the same trial gets the same id in every run, resumed or extended sweep.
+
+Each random draw uses its own generator, `default_rng([sweep_seed, draw, crc32(key)])`: raising
+`n_trials` keeps the earlier draws, and adding a key leaves the other keys' draws unchanged.
+
+Every error is one line naming the file, the table and the key, raised before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.train.config import FIELDS, ConfigError, TrainConfig, coerce, field_kind, load_recipe
+
+TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by")
+DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
+# keys that say where a trial goes or how its data is found, not what it trains: not in the id
+NOT_IN_ID = ("name", "out_dir", "run_dir", "description", "data_dir", "download")
+# keys the sweep sets itself
+SWEEP_OWNED = {
+    "seed": "the seeds come from the top-level `seeds` key",
+    "name": "trials are named after the sweep (top-level `name`)",
+    "out_dir": "trials go to DIR/trials/<id> (chainrule sweep --out DIR)",
+    "run_dir": "trials go to DIR/trials/<id> (chainrule sweep --out DIR)",
+}
+
+
+class SpecError(ConfigError):
+    """A sweep spec is invalid; the message is one line naming the file and the key."""
+
+
+@dataclass
+class Trial:
+    """One (configuration, seed): `params` are the swept values (as written in the spec)."""
+
+    trial_id: str
+    config: dict[str, Any]
+    seed: int
+    params: dict[str, Any]
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    description: str
+    seeds: list[int]
+    sweep_seed: int
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    random: dict[str, dict[str, Any]]
+    n_trials: int
+    scale_by: dict[str, str]
+    source: str
+    text: str = ""
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def swept_keys(self) -> list[str]:
+        return list(self.grid) + [k for k in self.random if k not in self.grid]
+
+
+def trial_id(config: dict[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of the config's training keys (sorted JSON)."""
+    keep = {k: v for k, v in config.items() if k not in NOT_IN_ID}
+    text = json.dumps(keep, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _near(name: str, options: list[str] | tuple[str, ...]) -> str:
+    near = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _check_key(key: str, where: str) -> None:
+    """A key of [base], [grid], [random] or [scale_by] must be a training key the sweep lets the
+    spec set; `backend` gets its own message (the torch engine is not there yet)."""
+    if key == "backend" and key not in FIELDS:
+        raise SpecError(
+            f"{where}: backend needs the torch engine, which this chainrule does not have yet "
+            "(TrainConfig has no `backend` key): this spec cannot run on the NumPy engine"
+        )
+    if key in SWEEP_OWNED:
+        raise SpecError(f"{where}: {key} cannot be set here: {SWEEP_OWNED[key]}")
+    if key not in FIELDS:
+        raise SpecError(f"{where}: unknown key {key!r}{_near(key, list(FIELDS))}")
+
+
+def _value(key: str, value: Any, where: str) -> Any:
+    try:
+        return coerce(key, value, where)
+    except ConfigError as e:
+        raise SpecError(str(e)) from None
+
+
+def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: {key} must be a table ([{key}]), got {value!r}")
+    return value
+
+
+def _flatten_base(base: dict[str, Any], source: str) -> dict[str, Any]:
+    """[base] may group keys in sub-tables like a config file ([base.optim]); flattened here."""
+    flat: dict[str, Any] = {}
+    for k, v in base.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                flat[k2] = v2
+        else:
+            flat[k] = v
+    return flat
+
+
+def _parse_seeds(value: Any, source: str) -> list[int]:
+    if isinstance(value, bool):
+        raise SpecError(f"{source}: seeds = {value!r} should be a count or a list of integers")
+    if isinstance(value, int):
+        if value < 1:
+            raise SpecError(f"{source}: seeds = {value} is invalid: a count must be >= 1")
+        return list(range(value))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+    ):
+        if len(set(value)) != len(value):
+            raise SpecError(f"{source}: seeds = {value} repeats a seed")
+        if any(s < 0 for s in value):
+            raise SpecError(f"{source}: seeds = {value} is invalid: seeds must be >= 0")
+        return list(value)
+    raise SpecError(f"{source}: seeds = {value!r} should be a count or a non-empty list of integers")
+
+
+def _parse_distribution(key: str, dist: Any, where: str) -> dict[str, Any]:
+    if not isinstance(dist, dict) or len(dist) != 1:
+        raise SpecError(
+            f"{where}: {key} = {dist!r} should be one distribution, e.g. {key} = {{ uniform = [a, b] }} "
+            f"({', '.join(DISTRIBUTIONS)})"
+        )
+    ((kind, args),) = dist.items()
+    if kind not in DISTRIBUTIONS:
+        raise SpecError(f"{where}: {key}: unknown distribution {kind!r}{_near(kind, DISTRIBUTIONS)}")
+    fkind = field_kind(key)
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise SpecError(f"{where}: {key}: choice needs a non-empty list of values, got {args!r}")
+        return {"choice": [_value(key, v, where) for v in args]}
+    ok = (
+        isinstance(args, list)
+        and len(args) == 2
+        and all(isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+    )
+    if not ok:
+        raise SpecError(f"{where}: {key}: {kind} needs two numbers [low, high], got {args!r}")
+    lo, hi = args
+    if kind == "int_uniform":
+        if not all(isinstance(a, int) for a in args):
+            raise SpecError(f"{where}: {key}: int_uniform needs two integers [low, high], got {args!r}")
+        if fkind not in ("int", "float"):
+            raise SpecError(f"{where}: {key} is {fkind}: int_uniform draws integers")
+        if lo > hi:
+            raise SpecError(f"{where}: {key}: int_uniform [low, high] needs low <= high, got {args!r}")
+    else:
+        if fkind != "float":
+            fix = " (use int_uniform or choice)" if fkind == "int" else " (use choice)"
+            raise SpecError(f"{where}: {key} is {fkind}: {kind} draws real numbers{fix}")
+        if not lo < hi:
+            raise SpecError(f"{where}: {key}: {kind} [low, high] needs low < high, got {args!r}")
+        if kind == "log_uniform" and lo <= 0:
+            raise SpecError(f"{where}: {key}: log_uniform needs 0 < low < high, got {args!r}")
+    return {kind: [lo, hi]}
+
+
+def draw(dist: dict[str, Any], rng: np.random.Generator) -> Any:
+    ((kind, args),) = dist.items()
+    if kind == "choice":
+        return args[int(rng.integers(len(args)))]
+    lo, hi = args
+    if kind == "int_uniform":
+        return int(rng.integers(lo, hi + 1))
+    if kind == "uniform":
+        return float(rng.uniform(lo, hi))
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))  # log_uniform
+
+
+def random_points(random: dict[str, dict[str, Any]], n_trials: int, sweep_seed: int) -> list[dict[str, Any]]:
+    """`n_trials` draws; draw i of key k comes from `default_rng([sweep_seed, i, crc32(k)])`."""
+    points = []
+    for i in range(n_trials):
+        points.append(
+            {
+                k: draw(d, np.random.default_rng([sweep_seed, i, zlib.crc32(k.encode())]))
+                for k, d in random.items()
+            }
+        )
+    return points
+
+
+def _layer(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """Apply `changes` like the command line does: setting steps drops a recipe's epochs and the
+    reverse, so a layer that says `steps = 100` trains 100 steps."""
+    changes = dict(changes)
+    if changes.get("steps") is not None and "epochs" not in changes:
+        changes["epochs"] = None
+    if changes.get("epochs") is not None and "steps" not in changes:
+        changes["steps"] = None
+    return dataclasses.replace(cfg, **changes)
+
+
+def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpec:
+    """Parse and check a spec, and (with `expand`) expand it to its trials, every one validated."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{source}: invalid TOML: {e}") from None
+    for k in data:
+        if k not in TOP_KEYS:
+            hint = _near(k, TOP_KEYS)
+            if not hint and k in FIELDS:
+                hint = f" (training keys go in [base], e.g. [base] {k} = ...)"
+            raise SpecError(f"{source}: unknown key {k!r}{hint}")
+    if "name" not in data:
+        raise SpecError(f'{source}: name is missing (e.g. name = "my-sweep")')
+    name = data["name"]
+    if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
+        raise SpecError(f"{source}: name = {name!r} should be a non-empty name without '/'")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{source}: description = {description!r} should be a string")
+    seeds = _parse_seeds(data.get("seeds", 1), source)
+    sweep_seed = data.get("sweep_seed", 0)
+    if isinstance(sweep_seed, bool) or not isinstance(sweep_seed, int) or sweep_seed < 0:
+        raise SpecError(f"{source}: sweep_seed = {sweep_seed!r} should be an integer >= 0")
+
+    # [base]
+    where = f"{source} [base]"
+    base_raw = _flatten_base(_table(data, "base", source), where)
+    base: dict[str, Any] = {}
+    recipe = base_raw.pop("recipe", None)
+    if recipe is not None and not isinstance(recipe, str):
+        raise SpecError(f"{where}: recipe = {recipe!r} should be a recipe name")
+    for k, v in base_raw.items():
+        _check_key(k, where)
+        base[k] = _value(k, v, where)
+
+    # [grid]
+    where = f"{source} [grid]"
+    grid: dict[str, list[Any]] = {}
+    for k, values in _table(data, "grid", source).items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: {k} = {values!r} should be a non-empty list of values")
+        if k == "recipe":
+            if not all(isinstance(v, str) for v in values):
+                raise SpecError(f"{where}: recipe = {values!r} should be a list of recipe names")
+            grid[k] = list(values)
+        else:
+            _check_key(k, where)
+            if field_kind(k) == "list" and values and not isinstance(values[0], list):
+                raise SpecError(
+                    f"{where}: {k} = {values!r}: grid values of {k} are lists, e.g. {k} = [[100], [300, 100]]"
+                )
+            grid[k] = [_value(k, v, where) for v in values]
+        if len(set(map(json.dumps, grid[k]))) != len(grid[k]):
+            raise SpecError(f"{where}: {k} = {values!r} repeats a value")
+
+    # [random]
+    where = f"{source} [random]"
+    random_raw = dict(_table(data, "random", source))
+    n_trials = random_raw.pop("n_trials", None)
+    random: dict[str, dict[str, Any]] = {}
+    for k, dist in random_raw.items():
+        _check_key(k, where)
+        if k in grid:
+            raise SpecError(f"{where}: {k} is in [grid] too; sweep it in one of them")
+        random[k] = _parse_distribution(k, dist, where)
+    if random and n_trials is None:
+        raise SpecError(f"{where}: n_trials is missing (how many draws, e.g. n_trials = 20)")
+    if n_trials is not None:
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise SpecError(f"{where}: n_trials = {n_trials!r} should be an integer >= 1")
+        if not random:
+            raise SpecError(f"{where}: n_trials is set but no key has a distribution")
+    n_trials = n_trials or 0
+
+    # [scale_by]
+    where = f"{source} [scale_by]"
+    scale_by: dict[str, str] = {}
+    for k, by in _table(data, "scale_by", source).items():
+        _check_key(k, where)
+        if field_kind(k) != "float":
+            raise SpecError(f"{where}: {k} is {field_kind(k)}: only real-valued keys can be scaled")
+        if not isinstance(by, str):
+            raise SpecError(
+                f'{where}: {k} = {by!r} should name the key to multiply by, e.g. {k} = "batch_size"'
+            )
+        _check_key(by, f"{where} {k}")
+        if field_kind(by) not in ("int", "float"):
+            raise SpecError(f"{where}: {k} = {by!r}: {by} is not a number")
+        scale_by[k] = by
+
+    spec = SweepSpec(
+        name=name,
+        description=description,
+        seeds=seeds,
+        sweep_seed=sweep_seed,
+        base=dict(base, **({"recipe": recipe} if recipe is not None else {})),
+        grid=grid,
+        random=random,
+        n_trials=n_trials,
+        scale_by=scale_by,
+        source=source,
+        text=text,
+    )
+    if expand:
+        spec.trials = expand_trials(spec)
+    return spec
+
+
+def expand_trials(spec: SweepSpec) -> list[Trial]:
+    """The trials, seed-major (every configuration once with the first seed, then the next seed),
+    each config resolved and validated; duplicates (same id) are kept once."""
+    source = spec.source
+    base = {k: v for k, v in spec.base.items() if k != "recipe"}
+    keys = list(spec.grid)
+    grid_points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
+    draws = random_points(spec.random, spec.n_trials, spec.sweep_seed) if spec.random else [{}]
+    recipes: dict[str | None, TrainConfig] = {}
+
+    def start(recipe: str | None) -> TrainConfig:
+        if recipe not in recipes:
+            try:
+                recipes[recipe] = load_recipe(recipe) if recipe else TrainConfig()
+            except ConfigError as e:
+                raise SpecError(f"{source}: {e}") from None
+        return recipes[recipe]
+
+    try:
+        based = _layer(start(spec.base.get("recipe")), base)
+    except ConfigError as e:
+        raise SpecError(f"{source} [base]: {e}") from None
+    trials: list[Trial] = []
+    seen: set[str] = set()
+    for seed in spec.seeds:
+        for point in grid_points:
+            for rnd in draws:
+                params = {**point, **rnd}
+                changes = {k: v for k, v in params.items() if k != "recipe"}
+                cfg = based
+                if "recipe" in params:
+                    cfg = _layer(start(params["recipe"]), base)
+                for k, by in spec.scale_by.items():  # a value the spec gives, in its own units
+                    if k in changes or k in base:
+                        factor = getattr(_layer(cfg, changes), by)
+                        changes[k] = float(changes.get(k, base.get(k)) * factor)
+                cfg = _layer(cfg, changes).replace(seed=seed, name=spec.name, run_dir=None)
+                desc = ", ".join(f"{k} = {_short(v)}" for k, v in params.items()) or "the base config"
+                try:
+                    cfg.validate()
+                except ConfigError as e:
+                    raise SpecError(f"{source}: trial with {desc}: {e}") from None
+                config = cfg.to_dict()
+                tid = trial_id(config)
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                trials.append(Trial(tid, config, seed, params))
+    return trials
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, list) else str(v)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check the spec file `path` (errors name the file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"sweep spec {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read sweep spec {path}: {e}") from None
+    return parse_spec(text, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# shipped specs: chainrule/sweeps/<name>.toml
+
+
+def _spec_dir() -> Any:
+    return resources.files("chainrule") / "sweeps"
+
+
+def spec_names() -> list[str]:
+    """Names of the shipped sweep specs."""
+    root = _spec_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def spec_text(name: str) -> str:
+    names = spec_names()
+    if name not in names:
+        raise SpecError(f"unknown sweep spec {name!r}{_near(name, names)}; `chainrule sweeps` lists them")
+    return (_spec_dir() / f"{name}.toml").read_text(encoding="utf-8")

@@ -1,0 +1,219 @@
+"""The sweep store: one SQLite database, `DIR/sweep.db`, written only by the coordinator.
+
+Trials are rows with an explicit state (pending -> running -> completed | failed) and the times of
+each transition; a sweep is resumed from its database alone (the trial configs are in it), by
+any process, after any crash. WAL journal with `synchronous = FULL`: a committed transition
+survives a power cut, and readers (`chainrule sweep-report` while the sweep runs) never block
+the writer.
+
+    meta      key, value                     name, description, spec text, schema version
+    trials    trial_id (primary key), number (creation order), seed, params (swept values, JSON),
+              config (resolved TrainConfig, JSON), status, created, started, finished (unix time),
+              attempts, wall_s (worker time, all attempts), the final metrics (val_acc, test_acc,
+              val_loss, test_loss, train_acc, train_loss), the best monitored value and its step
+              (best_monitor, best_value, best_step, best_val_acc, best_test_acc), train_time_s,
+              epochs, steps, end_status (the trainer's: completed, early_stopped, diverged),
+              message, error (one line; the traceback is in DIR/trials/<id>/error.log)
+    sessions  one row per `chainrule sweep` process: started, finished, workers, backend
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .spec import Trial
+
+SCHEMA_VERSION = "1"
+STATUSES = ("pending", "running", "completed", "failed")
+METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "train_acc", "train_loss")
+BEST = ("best_monitor", "best_value", "best_step", "best_val_acc", "best_test_acc")
+RESULT_COLUMNS = (*METRICS, *BEST, "train_time_s", "epochs", "steps", "end_status", "message")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,
+    seed INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    wall_s REAL NOT NULL DEFAULT 0,
+    val_acc REAL, test_acc REAL, val_loss REAL, test_loss REAL, train_acc REAL, train_loss REAL,
+    best_monitor TEXT, best_value REAL, best_step INTEGER, best_val_acc REAL, best_test_acc REAL,
+    train_time_s REAL, epochs REAL, steps INTEGER,
+    end_status TEXT, message TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    workers INTEGER NOT NULL,
+    backend TEXT NOT NULL
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is not a chainrule sweep."""
+
+
+class Store:
+    """Open (and create) `path`. `readonly` opens an existing database without writing to it."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly and not self.path.is_file():
+            raise StoreError(f"{self.path} does not exist: is {self.path.parent} a sweep folder?")
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            else:
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.executescript(_SCHEMA)
+                version = self.get_meta("schema_version")
+                if version is None:
+                    self.set_meta("schema_version", SCHEMA_VERSION)
+                elif version != SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("SELECT count(*) FROM trials").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a readable sweep database: {e}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- meta --------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # ---- trials ------------------------------------------------------------------------------------
+    def add_trials(self, trials: Iterable[Trial]) -> list[str]:
+        """Insert the trials not in the database yet (as pending); return their ids."""
+        added = []
+        now = time.time()
+        with self._tx() as db:
+            number = db.execute("SELECT coalesce(max(number), -1) + 1 FROM trials").fetchone()[0]
+            for t in trials:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO trials (trial_id, number, seed, params, config, status, created) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    (t.trial_id, number, t.seed, json.dumps(t.params), json.dumps(t.config), now),
+                )
+                if cur.rowcount:
+                    added.append(t.trial_id)
+                    number += 1
+        return added
+
+    def mark_running(self, trial_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE trials SET status = 'running', started = ?, finished = NULL, "
+                "attempts = attempts + 1 WHERE trial_id = ?",
+                (time.time(), trial_id),
+            )
+
+    def mark_completed(self, trial_id: str, result: dict[str, Any], wall_s: float = 0.0) -> None:
+        cols = [c for c in RESULT_COLUMNS if c in result]
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE trials SET status = 'completed', finished = ?, wall_s = wall_s + ?, error = NULL"
+                f"{', ' if cols else ''}{sets} WHERE trial_id = ?",
+                (time.time(), wall_s, *[result[c] for c in cols], trial_id),
+            )
+
+    def mark_failed(
+        self, trial_id: str, error: str, result: dict[str, Any] | None = None, wall_s: float = 0.0
+    ) -> None:
+        result = result or {}
+        cols = [c for c in RESULT_COLUMNS if c in result]
+        sets = "".join(f", {c} = ?" for c in cols)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE trials SET status = 'failed', finished = ?, wall_s = wall_s + ?, error = ?{sets} "
+                "WHERE trial_id = ?",
+                (time.time(), wall_s, error, *[result[c] for c in cols], trial_id),
+            )
+
+    def reset(self, trial_ids: Iterable[str]) -> None:
+        """Back to pending (a failed trial to be tried again); results and error are cleared."""
+        cleared = ", ".join(f"{c} = NULL" for c in RESULT_COLUMNS)
+        with self._tx() as db:
+            for tid in trial_ids:
+                db.execute(
+                    f"UPDATE trials SET status = 'pending', started = NULL, finished = NULL, error = NULL, "
+                    f"{cleared} WHERE trial_id = ?",
+                    (tid,),
+                )
+
+    def trials(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts (params and config decoded), in creation order."""
+        if status is None:
+            rows = self.db.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM trials WHERE status = ? ORDER BY number", (status,)
+            ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["params"] = json.loads(d["params"])
+            d["config"] = json.loads(d["config"])
+            out.append(d)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        got = dict(self.db.execute("SELECT status, count(*) FROM trials GROUP BY status").fetchall())
+        return {s: int(got.get(s, 0)) for s in STATUSES}
+
+    # ---- sessions ----------------------------------------------------------------------------------
+    def start_session(self, workers: int, backend: str) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO sessions (started, workers, backend) VALUES (?, ?, ?)",
+                (time.time(), workers, backend),
+            )
+            return int(cur.lastrowid or 0)
+
+    def end_session(self, session: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET finished = ? WHERE id = ?", (time.time(), session))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM sessions ORDER BY id").fetchall()]

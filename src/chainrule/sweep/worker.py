@@ -1,0 +1,173 @@
+"""What a worker process does: run one trial with `chainrule.train.train_run` into its run folder.
+
+Runs in the local pool's worker processes and in Ray tasks alike. The data set is loaded once per
+worker process (`_RAW` keeps the uint8 arrays, which the chainrule.data cache memory-maps) and each
+process uses `threads` BLAS/torch/chainrule threads, so N workers never oversubscribe the cores.
+
+A trial folder with `config.toml` and `checkpoint.npz` is resumed from its checkpoint; a folder
+whose `summary.json` says the trial ended (the coordinator died before it recorded the result) is
+taken as it is; anything else is started afresh.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+ENDED = ("completed", "early_stopped", "diverged")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CHAINRULE_NUM_THREADS")
+_RAW: dict[tuple[str, str | None], Any] = {}
+_THREADS: int | None = None
+_LIMITER: Any = None
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables that make libraries loaded later use `threads` threads."""
+    return {k: str(threads) for k in THREAD_VARS}
+
+
+def set_threads(threads: int) -> None:
+    """BLAS (threadpoolctl), chainrule's elementwise threads and, if loaded, torch: `threads` each."""
+    global _THREADS, _LIMITER
+    if _THREADS == threads:
+        return
+    os.environ.update(thread_env(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _LIMITER = threadpool_limits(limits=threads)  # kept alive: the limits hold until restored
+    except ImportError:  # the environment variables above still hold for libraries loaded later
+        pass
+    from chainrule import parallel
+
+    parallel.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    _THREADS = threads
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive the coordinator (after a `kill -9` it would go on writing a trial
+    folder that a resumed sweep writes too): Linux's PR_SET_PDEATHSIG, and a watchdog thread."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="chainrule-parent-watch").start()
+
+
+def init_worker(threads: int) -> None:
+    """Initializer of the local pool's worker processes."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    set_threads(threads)
+
+
+def _load_raw(cfg: Any) -> Any:
+    from chainrule.train.prepare import load_raw, resolve_data_root
+
+    key = (cfg.dataset, None if cfg.dataset == "synthetic" else resolve_data_root(cfg.data_dir, cfg.download))
+    if key not in _RAW:
+        _RAW[key] = load_raw(cfg)
+    return _RAW[key]
+
+
+def _result(summary: dict[str, Any]) -> dict[str, Any]:
+    """The store's result columns from a run's summary.json."""
+    final = summary.get("final", {})
+    best = summary.get("best", {}) or {}
+    record = best.get("record") or {}
+    out: dict[str, Any] = {k: final.get(k) for k in ("val_acc", "test_acc", "val_loss", "test_loss")}
+    out.update(train_acc=final.get("train_acc"), train_loss=final.get("train_loss"))
+    out.update(
+        best_monitor=best.get("monitor"),
+        best_value=best.get("value"),
+        best_step=best.get("step"),
+        best_val_acc=record.get("val_acc"),
+        best_test_acc=record.get("test_acc"),
+        train_time_s=summary.get("train_time_s"),
+        epochs=summary.get("epochs"),
+        steps=summary.get("steps"),
+        end_status=summary.get("status"),
+        message=summary.get("message"),
+    )
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join((str(e).strip() or "").split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def run_trial(task: dict[str, Any]) -> dict[str, Any]:
+    """Run (or continue) one trial. `task`: trial_id, config (dict), run_dir, threads, plots (the
+    run folder's PNGs and report.html; off by default: seconds each).
+
+    Returns {"trial_id", "status": "completed" | "failed" | "interrupted", "result", "error",
+    "wall_s", "resumed", "pid"}; never raises for a failing trial."""
+    t0 = time.perf_counter()
+    tid, run_dir = task["trial_id"], Path(task["run_dir"])
+    out: dict[str, Any] = {"trial_id": tid, "pid": os.getpid(), "resumed": False, "result": {}, "error": None}
+    try:
+        if task.get("threads"):
+            set_threads(int(task["threads"]))
+        from chainrule.train.config import TrainConfig, from_dict
+        from chainrule.train.run import train_run
+
+        cfg = from_dict(task["config"], TrainConfig(), source=f"trial {tid}").replace(run_dir=str(run_dir))
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            if summary.get("status") in ENDED:  # ended before the coordinator could record it
+                return _finish(out, summary, t0)
+        resume = None
+        if (run_dir / "config.toml").is_file() and (run_dir / "checkpoint.npz").is_file():
+            resume = run_dir
+            out["resumed"] = True
+        elif run_dir.exists():  # started but not as far as a first checkpoint: start afresh
+            shutil.rmtree(run_dir)
+        raw = _load_raw(cfg)
+        res = train_run(cfg, resume=resume, quiet=True, raw=raw, plots=bool(task.get("plots")))
+        return _finish(out, res.summary, t0)
+    except Exception as e:
+        out.update(status="failed", error=_one_line(e), wall_s=time.perf_counter() - t0)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        except OSError:
+            pass
+        return out
+
+
+def _finish(out: dict[str, Any], summary: dict[str, Any], t0: float) -> dict[str, Any]:
+    status = summary.get("status")
+    out["result"] = _result(summary)
+    out["wall_s"] = time.perf_counter() - t0
+    if status in ("completed", "early_stopped"):
+        out["status"] = "completed"
+    elif status == "interrupted":
+        out["status"] = "interrupted"
+    else:
+        out["status"] = "failed"
+        out["error"] = summary.get("message") or f"the run ended as {status!r}"
+    return out
