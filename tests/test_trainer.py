@@ -247,7 +247,9 @@ def test_data_root_search_order(tmp_path, monkeypatch):
     assert Path(resolve_data_root(None)) == shared.resolve()
     monkeypatch.setenv("CHAINRULE_DATA", "/env/data")
     assert resolve_data_root(None) == "/env/data"
-    assert resolve_data_root("/given") == "/given"
+    given = tmp_path / "given"
+    given.mkdir()
+    assert resolve_data_root(str(given)) == str(given)  # a named folder must exist: test_rough_edges.py
 
 
 def test_augment_batch_flip_and_crop():
