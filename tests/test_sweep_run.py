@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chainrule.cli import main
-from chainrule.sweep import Store
+from chainrule.sweep import Store, StoreError
 from chainrule.train import read_metrics
 
 SPEC = """
@@ -220,9 +220,10 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
         while time.monotonic() < deadline:  # kill when one trial is done and others are mid-way
             time.sleep(0.1)
             assert proc.poll() is None, proc.stderr.read().decode()
-            if not (out / "sweep.db").is_file():
+            try:
+                trials = db_trials(out)
+            except StoreError:  # not created yet
                 continue
-            trials = db_trials(out)
             running = [t for t in trials.values() if t["status"] == "running"]
             done = [t for t in trials.values() if t["status"] == "completed"]
             mid = [t for t in running if (out / "trials" / t["trial_id"] / "metrics.jsonl").is_file()]
