@@ -187,6 +187,13 @@ lr = [0.01, 0.02]
 """
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone (or reaped between two looks)
+        return False
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -240,19 +247,9 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     assert proc.returncode == -signal.SIGKILL
     assert workers, "the coordinator had no worker processes"
     t0 = time.monotonic()
-    while (
-        any(
-            Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
-            for w in workers
-        )
-        and time.monotonic() - t0 < 10
-    ):
+    while any(_alive(w) for w in workers) and time.monotonic() - t0 < 10:
         time.sleep(0.1)
-    assert not [
-        w
-        for w in workers
-        if Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
-    ], "workers outlived the coordinator"
+    assert not [w for w in workers if _alive(w)], "workers outlived the coordinator"
 
     killed = db_trials(out)
     was_running = {tid for tid, t in killed.items() if t["status"] == "running"}
