@@ -262,7 +262,8 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     final = db_trials(out)
     assert len(final) == 4 and all(t["status"] == "completed" for t in final.values())
     for tid, t in final.items():
-        assert t["attempts"] == (2 if tid in was_running else 1)
+        k = killed[tid]
+        assert t["attempts"] == (2 if tid in was_running else 1), (tid, k["status"], k["attempts"], err)
         if tid in was_done:
             assert t["finished"] == killed[tid]["finished"]  # never ran again
         evals = read_metrics(out / "trials" / tid / "metrics.jsonl")
