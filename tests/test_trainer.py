@@ -278,3 +278,18 @@ def test_trainer_learns_the_synthetic_task():
     assert res.status == "completed" and tr.step == tr.total_steps == 4 * math.ceil(540 / 32)
     assert last["test_acc"] > 0.9 and last["train_loss"] < tr.history.evals[0]["train_loss"]
     assert [e["step"] for e in tr.history.evals] == [17, 34, 51, 68]
+
+
+def test_no_eval_test_leaves_the_test_set_to_the_end_and_changes_nothing_else(tmp_path):
+    from chainrule.train import train_run
+
+    tr_a, _ = fit(small_cfg())
+    tr_b, _ = fit(small_cfg(eval_test=False))
+    a, b = strip_time(tr_a.history.evals), strip_time(tr_b.history.evals)
+    assert all(e["test_acc"] is None and e["test_loss"] is None for e in b)
+    assert [{k: v for k, v in e.items() if not k.startswith("test_")} for e in a] == [
+        {k: v for k, v in e.items() if not k.startswith("test_")} for e in b
+    ]
+    res = train_run(small_cfg(eval_test=False, run_dir=str(tmp_path / "r")), quiet=True, plots=False)
+    assert res.summary["final"]["test_acc"] == pytest.approx(a[-1]["test_acc"])
+    assert not (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.npz").is_file()

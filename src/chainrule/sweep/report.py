@@ -145,6 +145,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
         sessions = store.sessions()
         name = store.get_meta("name") or out_dir.name
         description = store.get_meta("description") or ""
+        spec_text = store.get_meta("spec") or ""
     keys = swept_keys(trials)
     metric = rank_metric(trials)
     scale = _scale(metric)
@@ -157,6 +158,11 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     notes = []
     if metric == "test_acc":
         notes.append("No trial holds out a validation split (val_fraction = 0): ranked by test accuracy.")
+    for k, by in _scale_by(spec_text).items():
+        notes.append(
+            f"{k} is scaled by {by} ([scale_by] in the spec): the tables and plots show the spec's values of "
+            f"{k}; each trial trained with {k} x its {by} (see the resolved config)."
+        )
 
     overview: list[tuple[str, Any]] = [
         ("trials", f"{len(trials)}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)),
@@ -298,7 +304,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 m = scale * c.stat(metric)[0]
                 if math.isfinite(m) and not (cells[i, j] >= m):
                     cells[i, j] = m
-        others = [k for k in keys if k not in pair]
+        others = [k for k in keys if k not in pair and len(_values(have, k)) > 1]
         png = report.heatmap(
             rk,
             rvals,
@@ -386,3 +392,13 @@ def summary_line(out_dir: str | Path) -> str:
         if metric == "val_acc":
             line += f", test {_pm(b.stat('test_acc'))}%"
     return line
+
+
+def _scale_by(spec_text: str) -> dict[str, str]:
+    import tomllib
+
+    try:
+        table = tomllib.loads(spec_text).get("scale_by", {})
+    except tomllib.TOMLDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}

@@ -100,9 +100,16 @@ class SweepSpec:
         return list(self.grid) + [k for k in self.random if k not in self.grid]
 
 
+_DEFAULTS = TrainConfig().to_dict()
+
+
 def trial_id(config: dict[str, Any]) -> str:
-    """12 hex digits of the SHA-256 of the config's training keys (sorted JSON)."""
-    keep = {k: v for k, v in config.items() if k not in NOT_IN_ID}
+    """12 hex digits of the SHA-256 of the config's training keys (sorted JSON). Keys at their
+    default value are left out, so a key that a later chainrule adds (with a default that keeps
+    the old behaviour) does not change the ids of an existing sweep."""
+    keep = {
+        k: v for k, v in config.items() if k not in NOT_IN_ID and not (k in _DEFAULTS and v == _DEFAULTS[k])
+    }
     text = json.dumps(keep, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -70,15 +70,17 @@ class StoreError(RuntimeError):
 
 
 class Store:
-    """Open (and create) `path`. `readonly` opens an existing database without writing to it."""
+    """Open (and create) `path`. `readonly` opens an existing database and refuses writes (the
+    report, and tests, read while the coordinator writes)."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         if readonly and not self.path.is_file():
             raise StoreError(f"{self.path} does not exist: is {self.path.parent} a sweep folder?")
         try:
-            if readonly:
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if readonly:  # a normal connection that refuses writes: it can recover the WAL index
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # after a crash
+                self.db.execute("PRAGMA query_only = ON")
             else:
                 self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")

@@ -167,7 +167,9 @@ def _finish(out: dict[str, Any], summary: dict[str, Any], t0: float) -> dict[str
         out["status"] = "completed"
     elif status == "interrupted":
         out["status"] = "interrupted"
-    else:
+    else:  # diverged: the summary's metrics are of the model reset to its last good state, not results
         out["status"] = "failed"
         out["error"] = summary.get("message") or f"the run ended as {status!r}"
+        keep = ("train_time_s", "epochs", "steps", "end_status", "message")
+        out["result"] = {k: v for k, v in out["result"].items() if k in keep}
     return out

@@ -150,6 +150,9 @@ class TrainConfig:
     loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "train")
     train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "train")
     eval_batch_size: int = _f(10000, "batch size for evaluation", "train")
+    eval_test: bool = _f(
+        True, "evaluate the test set at every evaluation (--no-eval-test: only once, at the end)", "train"
+    )
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> TrainConfig:

@@ -214,7 +214,8 @@ class Trainer:
             rec["train_loss"], rec["train_acc"] = self.evaluate(d.x_train[idx], d.y_train[idx])
         if d.x_val is not None and d.y_val is not None:
             rec["val_loss"], rec["val_acc"] = self.evaluate(d.x_val, d.y_val)
-        rec["test_loss"], rec["test_acc"] = self.evaluate(d.x_test, d.y_test)
+        if self.cfg.eval_test:  # off: the test set is evaluated once, by run.finalize
+            rec["test_loss"], rec["test_acc"] = self.evaluate(d.x_test, d.y_test)
         penalty = self.engine.penalty_loss()
         if penalty is not None:
             rec["penalty"] = penalty
