@@ -37,6 +37,15 @@ def test_recipe_parses_and_builds(name):
     assert raw["name"] == name and raw.get("description")
     cfg = load_recipe(name).validate()
     in_f, classes = SHAPES[cfg.dataset]
+    if cfg.model != "mlp":  # an image model of the torch engine
+        pytest.importorskip("torch")
+        from chainrule.torch_ref import build_cnn
+
+        net = build_cnn(
+            cfg.model, (3, 32, 32), classes, seed=0, **({"widths": cfg.widths} if cfg.widths else {})
+        )
+        assert sum(p.numel() for p in net.parameters()) > 0
+        return
     model = build_model(cfg, in_f, classes)
     widths = [p.data.shape[0] for p in model.parameters() if p.data.ndim == 2]
     assert widths == [*cfg.hidden_sizes, classes]

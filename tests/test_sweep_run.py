@@ -291,7 +291,6 @@ def test_cli_usage_errors_are_one_line_exit_2(tmp_path, capsys):
         (["sweep", bad, "--resume", tmp_path], "not both"),
         (["sweep", bad, "--workers", "0"], "--workers must be >= 1"),
         (["sweep", bad, "--address", "auto"], "--address is for --backend ray"),
-        (["sweep", "seed000-table2"], "backend needs the torch engine"),
         (["sweeps", "seed004-gird"], "did you mean 'seed004-grid'"),
         (["sweep-report", tmp_path], "not a sweep folder"),
     ]

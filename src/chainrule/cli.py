@@ -239,8 +239,8 @@ def _add_sweep_parsers(sub: Any) -> None:
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then --recipe, then --config, then the flags given on the command line."""
     flags = {k: v for k, v in vars(args).items() if k in FIELDS}
-    if "hidden_sizes" in flags:
-        flags["hidden_sizes"] = [h for part in flags["hidden_sizes"] for h in part]
+    for key in [k for k in flags if field_kind(k) == "list"]:  # `--hidden-sizes 1000 300` or `1000,300`
+        flags[key] = [h for part in flags[key] for h in part]
     if getattr(args, "resume", None):
         extra = sorted(set(flags) - RESUME_OVERRIDES)
         if extra or args.recipe or args.config:

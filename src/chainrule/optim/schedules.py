@@ -25,6 +25,7 @@ __all__ = [
     "SCHEDULES",
     "Constant",
     "Cosine",
+    "Triangle",
     "Exponential",
     "InverseScaling",
     "LossRatio",
@@ -151,6 +152,42 @@ class Cosine(Schedule):
             return self.lr * step / w
         q = min(1.0, (step - w) / (self.total_steps - w))
         return self.min_lr + (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * q)) / 2.0
+
+
+@dataclass(frozen=True)
+class Triangle(Schedule):
+    """Linear up from `start_lr` to `lr` at `peak_step`, then linear down to `min_lr` at
+    `total_steps` (a one-cycle "triangle", as in the fast CIFAR-10 recipes)::
+
+        lr(step) = start_lr + (lr - start_lr) * step / P                for step < P
+        lr(step) = lr + (min_lr - lr) * min(1, (step - P) / (T - P))     for step >= P
+    """
+
+    lr: float
+    total_steps: int
+    peak_step: int = 0
+    start_lr: float = 0.0
+    min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        lr = _checks.at_least_zero("lr", self.lr)
+        total = _checks.integer("total_steps", self.total_steps, 1)
+        peak = _checks.integer("peak_step", self.peak_step, 0)
+        if peak >= total:
+            raise ValueError(f"peak_step must be < total_steps={total}, got {peak}")
+        for k in ("start_lr", "min_lr"):
+            v = _checks.at_least_zero(k, getattr(self, k))
+            if v > lr:
+                raise ValueError(f"{k} must be <= lr={lr}, got {v}")
+        object.__setattr__(self, "lr", lr)
+
+    def __call__(self, step: int) -> float:
+        step = _check_step(step)
+        p = self.peak_step
+        if step < p:
+            return self.start_lr + (self.lr - self.start_lr) * step / p
+        q = min(1.0, (step - p) / (self.total_steps - p))
+        return self.lr + (self.min_lr - self.lr) * q
 
 
 @dataclass(frozen=True)
@@ -403,13 +440,23 @@ _BY_NAME: dict[str, type[Schedule]] = {
     "stepdecay": StepDecay,
     "exponential": Exponential,
     "cosine": Cosine,
+    "triangle": Triangle,
     "inversescaling": InverseScaling,
     "invscaling": InverseScaling,
     "plateau": ReduceOnPlateau,
     "reduceonplateau": ReduceOnPlateau,
     "lossratio": LossRatio,
 }
-SCHEDULES = ("constant", "step_decay", "exponential", "cosine", "inverse_scaling", "plateau", "loss_ratio")
+SCHEDULES = (
+    "constant",
+    "step_decay",
+    "exponential",
+    "cosine",
+    "triangle",
+    "inverse_scaling",
+    "plateau",
+    "loss_ratio",
+)
 
 
 def make_schedule(name: str, lr: float, **kwargs: Any) -> Schedule:
@@ -430,6 +477,6 @@ def make_schedule(name: str, lr: float, **kwargs: Any) -> Schedule:
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(f"schedule {name!r} does not take {unknown}; it takes {accepted}")
-    if cls is Cosine and "total_steps" not in kwargs:
-        raise ValueError("schedule 'cosine' needs total_steps=...")
+    if cls in (Cosine, Triangle) and "total_steps" not in kwargs:
+        raise ValueError(f"schedule {name!r} needs total_steps=...")
     return cls(lr, **kwargs)

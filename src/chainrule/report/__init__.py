@@ -12,6 +12,7 @@ from .plots import (
     pick_samples,
     prediction_grid,
     save_png,
+    time_to_accuracy,
 )
 from .sweep_html import render_sweep_report
 from .sweep_plots import curve_bands, heatmap, metric_by_value, value_label
@@ -31,6 +32,7 @@ __all__ = [
     "render_report",
     "render_sweep_report",
     "save_png",
+    "time_to_accuracy",
     "value_label",
     "write_report",
 ]

@@ -115,6 +115,31 @@ def accuracy_curves(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
     return _to_png(fig)
 
 
+def time_to_accuracy(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
+    """Test (and validation) accuracy at each evaluation against the training seconds so far."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for split in ("val", "test"):
+        pts = [(e["time"], e[f"{split}_acc"]) for e in evals if e.get(f"{split}_acc") is not None]
+        if pts:
+            t, a = zip(*pts, strict=True)
+            ax.plot(
+                np.asarray(t) / 60.0,
+                100 * np.asarray(a),
+                marker="o",
+                ms=3,
+                label=split,
+                color=SPLIT_COLORS[split],
+            )
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _to_png(fig)
+
+
 def lr_curve(step_lr: np.ndarray, title: str = "") -> bytes:
     """The learning rate of every step."""
     plt = _plt()

@@ -121,12 +121,7 @@ def _near(name: str, options: list[str] | tuple[str, ...]) -> str:
 
 def _check_key(key: str, where: str) -> None:
     """A key of [base], [grid], [random] or [scale_by] must be a training key the sweep lets the
-    spec set; `backend` gets its own message (the torch engine is not there yet)."""
-    if key == "backend" and key not in FIELDS:
-        raise SpecError(
-            f"{where}: backend needs the torch engine, which this chainrule does not have yet "
-            "(TrainConfig has no `backend` key): this spec cannot run on the NumPy engine"
-        )
+    spec set."""
     if key in SWEEP_OWNED:
         raise SpecError(f"{where}: {key} cannot be set here: {SWEEP_OWNED[key]}")
     if key not in FIELDS:

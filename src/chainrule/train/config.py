@@ -23,12 +23,21 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "step_decay", "exponential", "cosine", "inverse_scaling", "plateau", "loss_ratio")
+SCHEDULES = (
+    "constant",
+    "step_decay",
+    "exponential",
+    "cosine",
+    "triangle",
+    "inverse_scaling",
+    "plateau",
+    "loss_ratio",
+)
 MONITORS = ("val_loss", "val_acc")
 PREPROCESS = ("standardize", "center", "scale", "center255")
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "torch")
-MODELS = ("mlp",)
+MODELS = ("mlp", "vgg", "fastnet", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16")
 BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
@@ -111,6 +120,23 @@ class TrainConfig:
         "engine",
         BATCH_NORM_IMPLS,
     )
+    widths: list[int] = _f(
+        [],
+        "conv group widths of --model fastnet (e.g. --widths 64 256 256; empty: the network's default)",
+        "engine",
+    )
+    label_smoothing: float = _f(0.0, "torch: label smoothing of the cross-entropy (0 = none)", "engine")
+    tta: int = _f(
+        0, "torch image models: test-time augmentation (0 none, 1 flip, 2 flip and 1-pixel shifts)", "engine"
+    )
+    bias_lr_scale: float = _f(
+        1.0,
+        "torch image models: lr factor of the BatchNorm shifts (their weight decay is divided by it)",
+        "engine",
+    )
+    lookahead: bool = _f(
+        False, "torch: lookahead with an EMA of the weights every 5 steps (fast CNN recipe)", "engine"
+    )
 
     # ---- optimizer -----------------------------------------------------------------------------
     optimizer: str = _f("sgd", "optimizer", "optim", OPTIMIZERS)
@@ -125,7 +151,8 @@ class TrainConfig:
 
     # ---- learning-rate schedule ----------------------------------------------------------------
     schedule: str = _f("cosine", "learning-rate schedule", "schedule", SCHEDULES)
-    warmup_steps: int = _f(0, "linear warmup steps (cosine)", "schedule")
+    warmup_steps: int = _f(0, "linear warmup steps (cosine), steps up to the peak (triangle)", "schedule")
+    warmup_start: float = _f(0.0, "triangle: the learning rate at step 0, as a fraction of --lr", "schedule")
     decay_rate: float = _f(0.85, "factor for step_decay / exponential / plateau", "schedule")
     decay_steps: int = _f(250, "steps between decays (step_decay), time constant (exponential)", "schedule")
     min_lr: float = _f(0.0, "final learning rate (cosine) and floor (plateau)", "schedule")
@@ -171,7 +198,16 @@ class TrainConfig:
             "a non-empty name without '/'",
         )
         if self.backend != "torch":
-            for key, default in (("device", "cpu"), ("precision", "fp32"), ("batch_norm_impl", "torch")):
+            for key, default in (
+                ("model", "mlp"),
+                ("device", "cpu"),
+                ("precision", "fp32"),
+                ("batch_norm_impl", "torch"),
+                ("label_smoothing", 0.0),
+                ("tta", 0),
+                ("bias_lr_scale", 1.0),
+                ("lookahead", False),
+            ):
                 if getattr(self, key) != default:
                     raise ConfigError(
                         f"{key} = {getattr(self, key)!r} needs --backend torch (the NumPy engine runs on the "
@@ -184,6 +220,23 @@ class TrainConfig:
             "fp32 with --dtype float64",
         )
         _check(self.threads is None or self.threads >= 1, "threads", self.threads, ">= 1")
+        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "in [0, 1)")
+        _check(self.tta in (0, 1, 2), "tta", self.tta, "0, 1 or 2")
+        _check(self.bias_lr_scale > 0, "bias_lr_scale", self.bias_lr_scale, "> 0")
+        _check(all(w > 0 for w in self.widths), "widths", self.widths, "positive integers")
+        _check(
+            not self.widths or self.model.startswith("fastnet"),
+            "widths",
+            self.widths,
+            "used only with fastnet",
+        )
+        _check(
+            self.model != "mlp" or (self.tta == 0 and self.bias_lr_scale == 1.0),
+            "model",
+            self.model,
+            "an image model (vgg, fastnet) for --tta and --bias-lr-scale",
+        )
+        _check(0.0 <= self.warmup_start <= 1.0, "warmup_start", self.warmup_start, "in [0, 1]")
         _check(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in [0, 1)")
         _check(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
         _check(

@@ -34,6 +34,7 @@ class Engine(Protocol):
 
     backend: str
     model: Any  # the engine's own model object (chainrule.nn.Module, torch.nn.Module)
+    total_steps: int  # set by the trainer: the run's length (for rules that follow the progress)
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next `train_step`."""
@@ -81,10 +82,16 @@ class Engine(Protocol):
 
 
 def make_engine(
-    cfg: TrainConfig, in_shape: tuple[int, ...], num_classes: int, mean: np.ndarray, std: np.ndarray
+    cfg: TrainConfig,
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    sample: np.ndarray | None = None,
 ) -> Engine:
     """The engine `cfg.backend` names, built from `cfg` (same config and seed: same initial weights
-    on both engines)."""
+    on both engines). `sample`: training images for data-dependent initialization (the whitened
+    stem of fastnet)."""
     if cfg.backend == "numpy":
         from .numpy_engine import NumpyEngine
 
@@ -93,7 +100,7 @@ def make_engine(
         preflight(cfg)
         from .torch_engine import TorchEngine
 
-        return TorchEngine(cfg, in_shape, num_classes, mean, std)
+        return TorchEngine(cfg, in_shape, num_classes, mean, std, sample)
     raise ConfigError(f"backend = {cfg.backend!r} is not one of numpy, torch")
 
 

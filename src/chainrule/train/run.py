@@ -123,6 +123,20 @@ def train_run(
     return RunResult(run_dir, result.status, result.message, summary)
 
 
+def _model_line(cfg: TrainConfig, data: Prepared) -> str:
+    if cfg.model != "mlp":
+        return (
+            f"{cfg.model}"
+            + (f" widths {cfg.widths}" if cfg.widths else "")
+            + f" on {data.image_shape} images"
+        )
+    return (
+        f"{data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))} {cfg.activation}"
+        + (" +BN" if cfg.batch_norm else "")
+        + (f" dropout {cfg.dropout}" if cfg.dropout else "")
+    )
+
+
 def count_params(model: Any) -> int:
     return int(sum(p.data.size for p in model.parameters()))
 
@@ -156,10 +170,7 @@ def finalize(
         "dataset": cfg.dataset,
         "status": result.status,
         "message": result.message,
-        "model": f"{data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))} "
-        f"{cfg.activation}"
-        + (" +BN" if cfg.batch_norm else "")
-        + (f" dropout {cfg.dropout}" if cfg.dropout else ""),
+        "model": _model_line(cfg, data),
         "parameters": trainer.engine.parameter_count(),
         "engine": trainer.engine.describe(),
         "steps": trainer.step,
@@ -212,7 +223,12 @@ def _plots_and_report(
             data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
         ),
     }
-    files = ("loss.png", "accuracy.png", "lr.png", "confusion.png", "predictions.png")
+    files = ["loss.png", "accuracy.png", "lr.png", "confusion.png", "predictions.png"]
+    if cfg.model != "mlp":  # image models: how fast the accuracy comes
+        images["Test accuracy against training time"] = report.time_to_accuracy(
+            hist.evals, f"{cfg.name}: time to accuracy"
+        )
+        files.append("time_to_accuracy.png")
     for fname, png in zip(files, images.values(), strict=True):
         report.save_png(png, run_dir / fname)
     report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images)
@@ -288,7 +304,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 
 def _logits(
-    model: Any, x: np.ndarray, backend: str = "numpy", batch: int = 10000, image_shape: Any = None
+    model: Any,
+    x: np.ndarray,
+    backend: str = "numpy",
+    batch: int = 10000,
+    image_shape: Any = None,
+    tta: int = 0,
 ) -> np.ndarray:
     """Eval-mode logits of a saved model: an MLP computed by NumPy or by its torch copy, or a torch
     image model (fed the standardized images reshaped to (N, C, H, W))."""
@@ -300,9 +321,11 @@ def _logits(
         if backend == "numpy":
             raise ConfigError("this run's model is a torch CNN: use --backend torch")
         shape = (-1, *image_shape)
+        from chainrule.torch_ref.cnn import tta_logits
+
         with torch.no_grad():
             parts = [
-                model(torch.from_numpy(np.ascontiguousarray(x[s : s + 500]).reshape(shape)))
+                tta_logits(model, torch.from_numpy(np.ascontiguousarray(x[s : s + 500]).reshape(shape)), tta)
                 for s in range(0, len(x), 500)
             ]
         return torch.cat(parts).float().numpy()
@@ -333,7 +356,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str 
     x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_test, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]))
+    logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]), tta=run.cfg.tta)
     y = raw.y_test
     probs = _softmax(logits.astype(np.float64))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
@@ -387,7 +410,7 @@ def predict_run(
     x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_u8, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    probs = _softmax(_logits(run.model, x, backend, image_shape=shape).astype(np.float64))
+    probs = _softmax(_logits(run.model, x, backend, image_shape=shape, tta=run.cfg.tta).astype(np.float64))
     classes = run.info["classes"]
     out = []
     for path, p in zip(images, probs, strict=True):

@@ -77,7 +77,8 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     """The torch.optim twin of `chainrule.optim.make_optimizer(cfg.optimizer, ...)` (same defaults:
-    Adam eps 1e-8, RMSprop alpha 0.99 and eps 1e-8)."""
+    Adam eps 1e-8, RMSprop alpha 0.99 and eps 1e-8). `params` may be parameter groups; a group's
+    own lr / weight_decay override the config's."""
     kw = optimizer_kwargs(cfg)
     cls = {
         "sgd": torch.optim.SGD,
@@ -124,6 +125,7 @@ class TorchEngine:
         num_classes: int,
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
+        sample: np.ndarray | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -144,10 +146,25 @@ class TorchEngine:
             self._twin = build_model(cfg, int(in_shape[0]), num_classes)
             self.model = to_torch(self._twin, batch_norm_impl=cfg.batch_norm_impl)
         else:
-            raise ConfigError(f"model = {cfg.model!r} is not available in this version")
+            self.model = self._build_image_model(in_shape, num_classes, mean, std, sample)
         self.model = self.model.to(self.device)
+        if self.images:  # channels-last convolutions are faster on CPUs (oneDNN)
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
-        self.optimizer = build_torch_optimizer(cfg, self.model.parameters())
+        if self.images and cfg.bias_lr_scale != 1.0:
+            from chainrule.torch_ref.cnn import param_groups
+
+            groups: Any = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale)
+        else:
+            groups = [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr_scale": 1.0}]
+        self.optimizer = build_torch_optimizer(cfg, groups)
+        self.lookahead: Any = None
+        if cfg.lookahead:
+            from chainrule.torch_ref.cnn import LookaheadEMA
+
+            self.lookahead = LookaheadEMA(self.model)
+        self.total_steps = 1  # set by the trainer (the lookahead's decay follows the progress)
+        self.steps_done = 0
         self.l1, self.l2 = float(cfg.l1), float(cfg.l2)
         # Same selection as chainrule.nn.Penalty: weight matrices, not biases or BatchNorm's gamma/beta.
         self.penalized = [p for p in self.model.parameters() if p.ndim >= 2] if self.l1 or self.l2 else []
@@ -161,6 +178,38 @@ class TorchEngine:
             )
             self._shift = torch.tensor(m / s, dtype=self.dtype, device=self.device).view(1, -1, 1, 1)
 
+    def _build_image_model(
+        self,
+        in_shape: tuple[int, ...],
+        num_classes: int,
+        mean: np.ndarray | None,
+        std: np.ndarray | None,
+        sample: np.ndarray | None,
+    ) -> torch.nn.Module:
+        from chainrule.torch_ref.cnn import FastNet, build_cnn, init_whitening
+
+        cfg = self.cfg
+        if len(in_shape) != 3:
+            raise ConfigError(f"model = {cfg.model!r} takes images (C, H, W), got sample shape {in_shape}")
+        if cfg.dtype != "float32":
+            raise ConfigError(f"model = {cfg.model!r} trains in float32 (--dtype float32)")
+        self.spec = {
+            "name": cfg.model,
+            "in_shape": list(in_shape),
+            "num_classes": num_classes,
+            "opts": {"widths": list(cfg.widths)} if cfg.widths else {},
+            "tta": cfg.tta,
+        }
+        try:
+            model = build_cnn(cfg.model, tuple(in_shape), num_classes, seed=cfg.seed, **self.spec["opts"])
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if isinstance(model, FastNet):
+            if sample is None:
+                raise ConfigError(f"model = {cfg.model!r} needs training images to whiten its stem")
+            init_whitening(model, sample, np.asarray(mean).tolist(), np.asarray(std).tolist())
+        return model
+
     # ---- the step --------------------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(x if x.flags.writeable else np.array(x))
@@ -168,6 +217,7 @@ class TorchEngine:
         if self.images:
             assert self._scale is not None and self._shift is not None
             t = t.to(self.dtype).mul_(self._scale).sub_(self._shift)
+            t = t.contiguous(memory_format=torch.channels_last)
         return t
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,16 +228,17 @@ class TorchEngine:
 
     def set_lr(self, lr: float) -> None:
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
 
     def get_lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        g = self.optimizer.param_groups[0]
+        return float(g["lr"] / g.get("lr_scale", 1.0))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         xt = self._input(x)
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self._forward(xt), yt)
+        loss = F.cross_entropy(self._forward(xt), yt, label_smoothing=self.cfg.label_smoothing)
         value = float(loss.item())
         if not math.isfinite(value):
             raise TrainingDiverged(f"the training loss is not finite ({value})")
@@ -201,6 +252,12 @@ class TorchEngine:
                     if self.l1:
                         p.grad.add_(torch.sign(p), alpha=self.l1)
         self.optimizer.step()
+        self.steps_done += 1
+        if self.lookahead is not None and self.steps_done % 5 == 0:
+            # the slow weights follow more closely as training ends (decay -> 0.95^5 at the last step)
+            self.lookahead.update(
+                self.model, decay=0.95**5 * min(1.0, self.steps_done / self.total_steps) ** 3
+            )
         return value
 
     def logits(self, x: np.ndarray) -> np.ndarray:
@@ -208,7 +265,20 @@ class TorchEngine:
         self.model.eval()
         try:
             with torch.no_grad():
-                out = self._forward(self._input(x))
+                if not self.images:
+                    out = self._forward(self._input(x))
+                else:  # in chunks: activations of conv nets are large
+                    from chainrule.torch_ref.cnn import tta_logits
+
+                    parts = []
+                    for s in range(0, len(x), 500):
+                        xt = self._input(x[s : s + 500])
+                        if self.autocast_dtype is None:
+                            parts.append(tta_logits(self.model, xt, level=self.cfg.tta))
+                        else:
+                            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                                parts.append(tta_logits(self.model, xt, level=self.cfg.tta).float())
+                    out = torch.cat(parts)
         finally:
             self.model.train(was_training)
         return out.detach().cpu().numpy()
@@ -250,7 +320,10 @@ class TorchEngine:
             "model": self.model_state(),
             "optimizer": _to_numpy(self.optimizer.state_dict()),
             "torch_rng": torch.get_rng_state().numpy().copy(),
+            "steps_done": self.steps_done,
         }
+        if self.lookahead is not None:
+            out["lookahead"] = {k: v.detach().cpu().numpy().copy() for k, v in self.lookahead.slow.items()}
         if self.device.type == "cuda":
             out["cuda_rng"] = torch.cuda.get_rng_state(self.device).numpy().copy()
         return out
@@ -263,6 +336,10 @@ class TorchEngine:
         self.load_model_state(state["model"])
         self.optimizer.load_state_dict(_to_torch(state["optimizer"]))
         torch.set_rng_state(torch.from_numpy(np.array(state["torch_rng"], np.uint8)))
+        self.steps_done = int(state.get("steps_done", 0))
+        if self.lookahead is not None:
+            for k, v in state["lookahead"].items():
+                self.lookahead.slow[k].copy_(torch.from_numpy(np.array(v)))
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(torch.from_numpy(np.array(state["cuda_rng"], np.uint8)), self.device)
 
@@ -279,7 +356,10 @@ class TorchEngine:
         from chainrule.torch_ref import copy_from_torch
 
         if self._twin is None:
-            raise ValueError(f"saving a {self.cfg.model} model is not supported")
+            from chainrule.torch_ref.serialization import save_torch_model
+
+            save_torch_model(self.model, self.spec, path)
+            return
         copy_from_torch(self.model, self._twin)
         save(self._twin, path)
 

@@ -69,6 +69,13 @@ def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
             "warmup_steps": cfg.warmup_steps,
             "min_lr": cfg.min_lr,
         }
+    elif name == "triangle":
+        kw = {
+            "total_steps": max(total_steps, cfg.warmup_steps + 1),
+            "peak_step": cfg.warmup_steps,
+            "start_lr": cfg.warmup_start * cfg.lr,
+            "min_lr": cfg.min_lr,
+        }
     elif name == "inverse_scaling":
         kw = {"power_t": cfg.power}
     elif name == "plateau":
@@ -157,7 +164,14 @@ class Trainer:
         self.total_steps = (
             cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
         )
-        self.engine: Engine = make_engine(cfg, data.sample_shape, data.num_classes, data.mean, data.std)
+        sample = None
+        if cfg.model != "mlp":  # 5,000 training images for data-dependent initialization
+            pick = np.random.default_rng([cfg.seed, 5]).permutation(self.n_train)[:5000]
+            sample = data.x_train[np.sort(pick)]
+        self.engine: Engine = make_engine(
+            cfg, data.sample_shape, data.num_classes, data.mean, data.std, sample=sample
+        )
+        self.engine.total_steps = self.total_steps
         self.schedule = build_schedule(cfg, self.total_steps)
         self.stateful_lr = bool(getattr(self.schedule, "stateful", False))
         self.history = History(self.total_steps, cfg.loss_window)

@@ -1,0 +1,135 @@
+"""Image models (the seeds' VGG and FastNet) under the one trainer on the torch engine: they learn on
+tiny synthetic images, resume bit-identically, write a normal run folder (torch model file,
+time-to-accuracy plot) that `evaluate` and `predict` read, and bad combinations are one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from chainrule.cli import main  # noqa: E402
+from chainrule.train import TrainConfig, Trainer, prepare, synthetic, train_run  # noqa: E402
+from chainrule.train.run import evaluate_run  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = dict(
+    model="fastnet",
+    widths=[8, 16, 16],
+    optimizer="sgd",
+    lr=0.2,
+    momentum=0.85,
+    nesterov=True,
+    weight_decay=5e-4,
+    bias_lr_scale=16.0,
+    label_smoothing=0.2,
+    schedule="triangle",
+    warmup_steps=4,
+    warmup_start=0.2,
+    min_lr=0.01,
+    random_flip=True,
+    random_crop=True,
+    crop_padding=2,
+    lookahead=True,
+    tta=2,
+)
+
+
+def cfg_of(**kw) -> TrainConfig:
+    base = dict(dataset="synthetic", backend="torch", batch_size=16, epochs=3.0, threads=1, seed=2)
+    base.update(kw)
+    return TrainConfig(**base).validate()
+
+
+@pytest.fixture(scope="module")
+def raw32():
+    return synthetic(n_train=64, n_test=32, size=32, seed=5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(model="vgg", optimizer="adam", lr=1e-3, eval_batch_size=64),
+        # the whole fast recipe, with a larger lr and no label smoothing (the loss floor it sets)
+        {**FAST, "label_smoothing": 0.0, "epochs": 6.0, "lr": 1.0, "min_lr": 0.05},
+    ],
+    ids=["vgg", "fastnet"],
+)
+def test_cnn_learns_on_tiny_images_with_falling_loss(raw32, extra):
+    cfg = cfg_of(**extra)
+    data = prepare(raw32, cfg)
+    assert data.x_train.dtype == np.uint8 and data.x_train.ndim == 4  # images stay uint8
+    tr = Trainer(cfg, data)
+    res = tr.fit()
+    assert res.status == "completed"
+    loss = tr.history.loss[: tr.step]
+    assert loss[-3:].mean() < 0.8 * loss[:3].mean(), loss
+
+
+def test_fastnet_resume_is_bit_identical(tmp_path, raw32):
+    cfg = cfg_of(**FAST)
+    full = Trainer(cfg, prepare(raw32, cfg), tmp_path / "full")
+    full.fit()
+    part = Trainer(cfg, prepare(raw32, cfg), tmp_path / "split")
+    assert part.fit(until_step=7).status == "paused"
+    resumed = Trainer(cfg, prepare(raw32, cfg), tmp_path / "split")
+    resumed.resume()
+    assert resumed.fit().status == "completed"
+    np.testing.assert_array_equal(full.history.loss, resumed.history.loss)
+    a, b = full.engine.model_state(), resumed.engine.model_state()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_same_seed_same_fastnet(raw32):
+    cfg = cfg_of(**FAST, epochs=1.0)
+    runs = [Trainer(cfg, prepare(raw32, cfg)) for _ in range(2)]
+    for tr in runs:
+        tr.fit()
+    np.testing.assert_array_equal(runs[0].history.loss, runs[1].history.loss)
+
+
+def test_cnn_run_folder_evaluate_and_predict(tmp_path, capsys):
+    cfg = cfg_of(**{**FAST, "widths": [8, 16]}, run_dir=str(tmp_path / "run"))
+    run = train_run(cfg, quiet=True)
+    files = {p.name for p in run.run_dir.iterdir()}
+    assert {"model.npz", "time_to_accuracy.png", "report.html", "predictions.png"} <= files
+    assert run.summary["model"].startswith("fastnet")
+    res = evaluate_run(run.run_dir, backend="torch")
+    assert res["test_acc"] == run.summary["final"]["test_acc"]
+    rc = main(["evaluate", str(run.run_dir)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--backend torch" in err and len(err.strip().splitlines()) == 1
+    from PIL import Image
+
+    img = tmp_path / "x.png"
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(img)
+    assert main(["predict", str(run.run_dir), str(img), "--backend", "torch", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["class"].startswith("class")
+
+
+TINY = ["train", "--dataset", "synthetic", "--quiet", "--threads", "1", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(
+    "flags,expect",
+    [
+        (["--model", "vgg"], "needs --backend torch"),
+        (["--backend", "torch", "--model", "vgg"], "vgg: images of 8x8"),
+        (["--backend", "torch", "--model", "resnet"], "invalid choice"),
+        (["--widths", "8", "16"], "used only with fastnet"),
+        (["--backend", "torch", "--tta", "1"], "image model"),
+        (["--backend", "torch", "--model", "fastnet", "--dtype", "float64"], "float32"),
+        (["--label-smoothing", "0.1"], "needs --backend torch"),
+    ],
+)
+def test_bad_cnn_flags_are_one_line(tmp_path, capsys, flags, expect):
+    rc = main([*TINY, "--out-dir", str(tmp_path), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and expect in err, err
