@@ -268,7 +268,9 @@ def test_lookahead_ema() -> None:
 def test_unknown_name_suggests_close_match() -> None:
     with pytest.raises(ValueError, match=r"unknown CNN 'vgg16'.*did you mean 'vgg'"):
         build_cnn("vgg16", (3, 32, 32), 10, seed=0)
-    with pytest.raises(ValueError, match=r"unknown CNN 'transformer'; choose from vgg, fastnet, fastnet-s"):
+    with pytest.raises(
+        ValueError, match=r"unknown CNN 'transformer'; choose from vgg, fastnet, fastnet-m, fastnet-s"
+    ):
         build_cnn("transformer", (3, 32, 32), 10, seed=0)
 
 

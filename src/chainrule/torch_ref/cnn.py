@@ -355,6 +355,7 @@ class LookaheadEMA:
 _NETS: dict[str, tuple[type[nn.Module], dict]] = {
     "vgg": (SeedVGG, {}),
     "fastnet": (FastNet, {"widths": (64, 256, 256)}),
+    "fastnet-m": (FastNet, {"widths": (64, 128, 256)}),
     "fastnet-s": (FastNet, {"widths": (32, 64, 128)}),
 }
 CNN_NAMES: tuple[str, ...] = tuple(_NETS)
@@ -364,8 +365,8 @@ def build_cnn(name: str, in_shape: tuple[int, int, int], num_classes: int, seed:
     """Build a named image network with weights drawn after `torch.manual_seed(seed)`.
 
     Args:
-        name: "vgg" (`SeedVGG`), "fastnet" (`FastNet`, widths 64-256-256) or "fastnet-s"
-            (`FastNet`, widths 32-64-128).
+        name: "vgg" (`SeedVGG`), or a `FastNet`: "fastnet" (widths 64-256-256), "fastnet-m"
+            (64-128-256) or "fastnet-s" (32-64-128).
         in_shape: (C, H, W) of one image.
         num_classes: outputs.
         seed: the same seed gives the same weights.
