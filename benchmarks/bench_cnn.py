@@ -16,7 +16,10 @@ multiply-adds). The peak is a torch fp32 matmul of 2048x2048 (and bf16 where sup
 every round. Each measurement records wall time and process CPU time: "images/s" and "train
 GFLOP/s" are per wall second (what a user waits for); "% of GEMM peak" compares the step's FLOPs per
 CPU-second with the GEMM's FLOPs per CPU-second in the same round (both sides lose alike when other
-processes share the cores), then takes the median over rounds.
+processes share the cores), then takes the median over rounds. On a busy machine (load average above
+the CPU count), multi-threaded steps slow down far more than the load suggests (each parallel region
+waits for whichever thread was descheduled): the script warns, and `--threads 1` gives the robust
+per-core figures.
 Configurations are interleaved (A B C A B C ...) over `--rounds` rounds so that load from other
 processes and the VM's fast/slow phases hit all alike; the load average is printed per round.
 
@@ -172,6 +175,23 @@ def load_average() -> str:
         return "load n/a"
 
 
+def _busy(threads: int, load_at_start: float) -> str:
+    """A warning when other processes compete for the cores (multi-threaded figures then collapse:
+    every parallel region waits for the thread that was descheduled). The load average counts our
+    own threads too, so "others" is the load before we started, or the load now minus ours."""
+    try:
+        others = max(load_at_start, os.getloadavg()[0] - threads)
+    except OSError:
+        return ""
+    if threads > 1 and others > 0.5:
+        return (
+            f"warning: other processes keep about {others:.1f} CPUs busy: {threads}-thread figures are then "
+            "far below what a quiet machine gives; compare with --threads 1 (its images per CPU-second "
+            "are robust to load)"
+        )
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
@@ -198,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.seconds < 0 or args.threads < 1 or args.min_steps < 1:
         raise SystemExit("bench_cnn: --rounds, --threads and --min-steps must be >= 1, --seconds >= 0")
     torch.set_num_threads(args.threads)
+    try:
+        load_at_start = os.getloadavg()[0]
+    except OSError:
+        load_at_start = 0.0
 
     model_name, flags = cpu_info()
     shown = sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "avx512_vnni"})
@@ -234,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    busy = _busy(args.threads, load_at_start)
+    if busy:
+        print(busy)
     print()
     for prec, vals in peaks.items():
         wall = statistics.median(v[0] for v in vals)
