@@ -156,7 +156,7 @@ def _reader_for(source: Path) -> tuple[Callable[[str], bytes], Callable[[], None
     try:
         tf = tarfile.open(source, "r:*")
         members = {m.name: m for m in tf.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # a corrupt deflate stream: zlib.error
         raise DataFormatError(f"{source}: cannot read the archive ({type(e).__name__}: {e})") from e
     by_base: dict[str, tarfile.TarInfo] = {}
     for name, m in members.items():
@@ -188,7 +188,7 @@ def detect_format(source: Path) -> str:
     try:
         with tarfile.open(source, "r:*") as tf:
             names = [os.path.basename(m) for m in tf.getnames()]
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataFormatError(f"{source}: cannot read the archive ({type(e).__name__}: {e})") from e
     return "binary" if BIN_TRAIN[0] in names else "python"
 
