@@ -260,6 +260,11 @@ def test_lookahead_ema() -> None:
         model[0].weight.add_(1.0)
     la.finish(model)  # decay 1: back to the slow weights
     torch.testing.assert_close(model[0].weight, start["0.weight"] + 0.25)
+    restored = LookaheadEMA(nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)))
+    restored.load_state_dict(la.state_dict())
+    assert all(torch.equal(restored.slow[k], la.slow[k]) for k in la.slow)
+    with pytest.raises(ValueError, match=r"missing \['1.bias'\]"):
+        restored.load_state_dict({k: v for k, v in la.state_dict().items() if k != "1.bias"})
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -268,7 +273,9 @@ def test_lookahead_ema() -> None:
 def test_unknown_name_suggests_close_match() -> None:
     with pytest.raises(ValueError, match=r"unknown CNN 'vgg16'.*did you mean 'vgg'"):
         build_cnn("vgg16", (3, 32, 32), 10, seed=0)
-    with pytest.raises(ValueError, match=r"unknown CNN 'transformer'; choose from vgg, fastnet, fastnet-s"):
+    with pytest.raises(
+        ValueError, match=r"unknown CNN 'transformer'; choose from vgg, fastnet, fastnet-m, fastnet-s"
+    ):
         build_cnn("transformer", (3, 32, 32), 10, seed=0)
 
 

@@ -329,7 +329,9 @@ class LookaheadEMA:
 
     Every `every` steps: `slow = decay * slow + (1 - decay) * fast; fast <- slow` over all
     floating-point parameters and buffers (BatchNorm running statistics included). `finish`
-    copies the slow weights into the model at the end of training.
+    copies the slow weights into the model at the end of training. The fast recipe uses
+    `decay = 0.95**5 * (step / total_steps)**3` after optimizer steps 5, 10, 15, ...: little
+    averaging early, heavy averaging at the end.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -346,6 +348,17 @@ class LookaheadEMA:
     def finish(self, model: nn.Module) -> None:
         self.update(model, decay=1.0)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The slow weights (a checkpoint needs them for a bit-identical resume)."""
+        return {k: v.clone() for k, v in self.slow.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state.keys() != self.slow.keys():
+            missing, extra = sorted(self.slow.keys() - state.keys()), sorted(state.keys() - self.slow.keys())
+            raise ValueError(f"LookaheadEMA.load_state_dict: missing {missing}, unexpected {extra}")
+        for k, v in state.items():
+            self.slow[k].copy_(v)
+
 
 # ==================================================================================================
 # factory and FLOPs
@@ -355,6 +368,7 @@ class LookaheadEMA:
 _NETS: dict[str, tuple[type[nn.Module], dict]] = {
     "vgg": (SeedVGG, {}),
     "fastnet": (FastNet, {"widths": (64, 256, 256)}),
+    "fastnet-m": (FastNet, {"widths": (64, 128, 256)}),
     "fastnet-s": (FastNet, {"widths": (32, 64, 128)}),
 }
 CNN_NAMES: tuple[str, ...] = tuple(_NETS)
@@ -364,8 +378,8 @@ def build_cnn(name: str, in_shape: tuple[int, int, int], num_classes: int, seed:
     """Build a named image network with weights drawn after `torch.manual_seed(seed)`.
 
     Args:
-        name: "vgg" (`SeedVGG`), "fastnet" (`FastNet`, widths 64-256-256) or "fastnet-s"
-            (`FastNet`, widths 32-64-128).
+        name: "vgg" (`SeedVGG`), or a `FastNet`: "fastnet" (widths 64-256-256), "fastnet-m"
+            (64-128-256) or "fastnet-s" (32-64-128).
         in_shape: (C, H, W) of one image.
         num_classes: outputs.
         seed: the same seed gives the same weights.

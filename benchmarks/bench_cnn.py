@@ -1,0 +1,289 @@
+"""Speed of one CNN training step (PyTorch CPU): the seeds' VGG and the fast network, against the
+matrix-multiply peak measured in the same run.
+
+One step = forward, cross-entropy, backward, optimizer update, on a fixed random batch (speed does
+not depend on the pixel values):
+- `vgg`: `SeedVGG`, Adam lr 1e-4 (the `seed-cnn` recipe), no label smoothing;
+- `fastnet*`: `FastNet`, SGD Nesterov momentum 0.85 with the recipe's parameter groups
+  (`param_groups`), label smoothing 0.2.
+
+Layouts: `fp32` (NCHW), `fp32-cl` (model and batch in channels-last memory format), and `bf16-cl`
+(channels-last under `torch.autocast("cpu", dtype=torch.bfloat16)`) only where the CPU has
+AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo); elsewhere bf16 is skipped with the reason.
+
+GFLOP/s counts a training step as 3x the forward FLOPs of `count_flops` (2 x conv/linear
+multiply-adds). The peak is a torch fp32 matmul of 2048x2048 (and bf16 where supported), timed in
+every round. Each measurement records wall time and process CPU time: "images/s" and "train
+GFLOP/s" are per wall second (what a user waits for); "% of GEMM peak" compares the step's FLOPs per
+CPU-second with the GEMM's FLOPs per CPU-second in the same round (both sides lose alike when other
+processes share the cores), then takes the median over rounds. On a busy machine (load average above
+the CPU count), multi-threaded steps slow down far more than the load suggests (each parallel region
+waits for whichever thread was descheduled): the script warns, and `--threads 1` gives the robust
+per-core figures.
+Configurations are interleaved (A B C A B C ...) over `--rounds` rounds so that load from other
+processes and the VM's fast/slow phases hit all alike; the load average is printed per round.
+
+Usage:
+    python benchmarks/bench_cnn.py                         # default: about 2-3 minutes
+    python benchmarks/bench_cnn.py --rounds 5 --seconds 6 --threads 2
+    python benchmarks/bench_cnn.py --configs vgg:32 fastnet:256 "fastnet[48-192-192]:512" --layouts fp32-cl
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from chainrule.torch_ref import build_cnn, count_flops, param_groups
+
+DEFAULT_CONFIGS = ("vgg:32", "fastnet-s:256", "fastnet-m:256", "fastnet:256")
+LAYOUTS = ("fp32", "fp32-cl", "bf16-cl")
+GEMM_N = 2048
+IN_SHAPE = (3, 32, 32)
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU model name and flag set from /proc/cpuinfo (empty where it cannot be read)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown CPU"
+    return model, flags
+
+
+def bf16_support(flags: set[str]) -> tuple[bool, str]:
+    """Whether bf16 autocast has native hardware here, and a one-line reason."""
+    have = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return True, f"bf16: native ({', '.join(have)})"
+    return False, (
+        "bf16 skipped: this CPU has neither avx512_bf16 nor amx_bf16, so bf16 matmuls and "
+        "convolutions would be emulated (slower than fp32)"
+    )
+
+
+def parse_config(spec: str) -> tuple[str, dict, int]:
+    """'fastnet:512' -> ('fastnet', {}, 512); 'fastnet[48-192-192]:512' -> widths (48, 192, 192)."""
+    m = re.fullmatch(r"([a-z0-9-]+)(?:\[([0-9-]+)\])?:([0-9]+)", spec)
+    if not m:
+        raise SystemExit(
+            f"bad config {spec!r}: expected NAME:BATCH or NAME[W1-W2-W3]:BATCH, e.g. fastnet:512"
+        )
+    name, widths, batch = m.group(1), m.group(2), int(m.group(3))
+    opts = {"widths": tuple(int(w) for w in widths.split("-"))} if widths else {}
+    return name, opts, batch
+
+
+@dataclass
+class Case:
+    """One (network, batch, layout) training step, built once and timed every round."""
+
+    spec: str
+    layout: str
+    batch: int
+    fwd_flops: int
+    step: object
+    img_s: list[float] = field(default_factory=list)
+    img_cpu_s: list[float] = field(default_factory=list)
+    pct_peak: list[float] = field(default_factory=list)
+    warm: bool = False
+
+
+def make_case(spec: str, layout: str, seed: int = 0) -> Case:
+    name, opts, batch = parse_config(spec)
+    try:
+        model = build_cnn(name, IN_SHAPE, 10, seed, **opts)
+    except ValueError as e:
+        raise SystemExit(f"bad config {spec!r}: {e}") from None
+    flops = count_flops(model, IN_SHAPE)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *IN_SHAPE, generator=g)
+    y = torch.randint(0, 10, (batch,), generator=g)
+    channels_last = layout.endswith("-cl")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if name == "vgg":
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        smoothing = 0.0
+    else:
+        opt = torch.optim.SGD(param_groups(model, lr=0.01, weight_decay=5e-4), momentum=0.85, nesterov=True)
+        smoothing = 0.2
+    bf16 = layout.startswith("bf16")
+    model.train()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return Case(spec, layout, batch, flops, step)
+
+
+def gemm_gflops(dtype: torch.dtype, seconds: float) -> tuple[float, float]:
+    """GFLOP per wall second and per process-CPU second of repeated n x n @ n x n products."""
+    a = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    b = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    a @ b  # warm-up (thread pool, packing buffers)
+    reps, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while reps < 2 or time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    work = reps * 2 * GEMM_N**3 / 1e9
+    return work / wall, work / cpu
+
+
+def time_case(case: Case, seconds: float, min_steps: int) -> tuple[float, float]:
+    """Images per wall second and per process-CPU second of `case.step` (at least `min_steps`
+    steps and `seconds` seconds)."""
+    if not case.warm:
+        case.step()
+        case.step()
+        case.warm = True
+    steps, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while steps < min_steps or time.perf_counter() - t0 < seconds:
+        case.step()
+        steps += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return case.batch * steps / wall, case.batch * steps / cpu
+
+
+def load_average() -> str:
+    try:
+        return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "load n/a"
+
+
+def _busy(threads: int, load_at_start: float) -> str:
+    """A warning when other processes compete for the cores (multi-threaded figures then collapse:
+    every parallel region waits for the thread that was descheduled). The load average counts our
+    own threads too, so "others" is the load before we started, or the load now minus ours."""
+    try:
+        others = max(load_at_start, os.getloadavg()[0] - threads)
+    except OSError:
+        return ""
+    if threads > 1 and others > 0.5:
+        return (
+            f"warning: other processes keep about {others:.1f} CPUs busy: {threads}-thread figures are then "
+            "far below what a quiet machine gives; compare with --threads 1 (its images per CPU-second "
+            "are robust to load)"
+        )
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(DEFAULT_CONFIGS),
+        metavar="NAME:BATCH",
+        help=f"networks and batch sizes (default: {' '.join(DEFAULT_CONFIGS)})",
+    )
+    p.add_argument(
+        "--layouts",
+        nargs="+",
+        default=list(LAYOUTS),
+        choices=LAYOUTS,
+        help="memory layouts / precisions (bf16 only where the CPU supports it)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median printed)")
+    p.add_argument("--seconds", type=float, default=2.0, help="time per configuration per round")
+    p.add_argument("--min-steps", type=int, default=1, help="steps per configuration per round, at least")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.seconds < 0 or args.threads < 1 or args.min_steps < 1:
+        raise SystemExit("bench_cnn: --rounds, --threads and --min-steps must be >= 1, --seconds >= 0")
+    torch.set_num_threads(args.threads)
+    try:
+        load_at_start = os.getloadavg()[0]
+    except OSError:
+        load_at_start = 0.0
+
+    model_name, flags = cpu_info()
+    shown = sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "avx512_vnni"})
+    print(f"CPU: {model_name}, {os.cpu_count()} logical CPUs; flags found: {' '.join(shown) or 'none'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; python {sys.version.split()[0]}"
+    )
+    bf16_ok, why = bf16_support(flags)
+    print(why)
+    layouts = [lay for lay in args.layouts if bf16_ok or not lay.startswith("bf16")]
+
+    cases = [make_case(spec, lay) for spec in args.configs for lay in layouts]
+    peaks: dict[str, list[tuple[float, float]]] = {"fp32": []}
+    if bf16_ok:
+        peaks["bf16"] = []
+    for r in range(args.rounds):
+        round_peak = {}
+        for prec, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            if prec in peaks:
+                round_peak[prec] = gemm_gflops(dtype, min(args.seconds, 1.0))
+                peaks[prec].append(round_peak[prec])
+        for case in cases:
+            ips, ips_cpu = time_case(case, args.seconds, args.min_steps)
+            case.img_s.append(ips)
+            case.img_cpu_s.append(ips_cpu)
+            _, peak_cpu = round_peak["bf16" if case.layout.startswith("bf16") else "fp32"]
+            # within the round, per CPU-second on both sides: robust to other processes' load
+            case.pct_peak.append(100 * ips_cpu * 3 * case.fwd_flops / 1e9 / peak_cpu)
+        print(
+            f"round {r + 1}/{args.rounds}: {load_average()}; "
+            + ", ".join(f"{c.spec} {c.layout} {c.img_s[-1]:.0f}" for c in cases)
+            + " img/s",
+            flush=True,
+        )
+
+    busy = _busy(args.threads, load_at_start)
+    if busy:
+        print(busy)
+    print()
+    for prec, vals in peaks.items():
+        wall = statistics.median(v[0] for v in vals)
+        cpu = statistics.median(v[1] for v in vals)
+        print(
+            f"{prec} GEMM {GEMM_N}x{GEMM_N}: {wall:.0f} GFLOP/s, {cpu:.0f} GFLOP per CPU-second "
+            f"(medians of {len(vals)} rounds)"
+        )
+    print()
+    print(
+        "| network | batch | layout | fwd MFLOP/img | images/s | train GFLOP/s "
+        "| images per CPU-s | % of GEMM peak (per CPU-s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        ips = statistics.median(c.img_s)
+        print(
+            f"| {c.spec.split(':')[0]} | {c.batch} | {c.layout} | {c.fwd_flops / 1e6:.0f} | {ips:.0f} "
+            f"| {ips * 3 * c.fwd_flops / 1e9:.1f} | {statistics.median(c.img_cpu_s):.0f} "
+            f"| {statistics.median(c.pct_peak):.0f}% |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
