@@ -37,7 +37,7 @@ MONITORS = ("val_loss", "val_acc")
 PREPROCESS = ("standardize", "center", "scale", "center255")
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "torch")
-MODELS = ("mlp", "vgg", "fastnet", "fastnet-s")
+MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16")
 BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
@@ -127,7 +127,10 @@ class TrainConfig:
     )
     label_smoothing: float = _f(0.0, "torch: label smoothing of the cross-entropy (0 = none)", "engine")
     tta: int = _f(
-        0, "torch image models: test-time augmentation (0 none, 1 flip, 2 flip and 1-pixel shifts)", "engine"
+        0,
+        "torch image models: test-time augmentation of the final evaluation (0 none, 1 flip, 2 flip and "
+        "1-pixel shifts; evaluations during training use none, to keep them cheap)",
+        "engine",
     )
     bias_lr_scale: float = _f(
         1.0,

@@ -47,8 +47,9 @@ class Engine(Protocol):
 
         Shape: x (B, ...) as delivered by the trainer, y (B,) int64 labels."""
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Eval-mode logits of a chunk, valid until the next call (copy what you keep).
+    def logits(self, x: np.ndarray, final: bool = False) -> np.ndarray:
+        """Eval-mode logits of a chunk, valid until the next call (copy what you keep). `final`: the
+        run's last evaluation (where test-time augmentation applies).
 
         Shape: (N, ...) -> (N, classes)."""
 

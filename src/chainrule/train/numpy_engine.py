@@ -113,7 +113,7 @@ class NumpyEngine:
         self.optimizer.step()
         return loss
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray, final: bool = False) -> np.ndarray:
         model = self.model
         was_training = model.training
         model.eval()

@@ -153,17 +153,19 @@ def finalize(
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
     trainer.engine.save_model(run_dir / "model.npz")
     hist.write(run_dir)
-    logits = trainer.predict_logits(data.x_test)
+    t_final = time.perf_counter()
+    logits = trainer.predict_logits(data.x_test, final=True)
     pred = logits.argmax(axis=1)
     probs = _softmax(logits.astype(np.float64))
     y = data.y_test
     test_loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
     final: dict[str, Any] = {"test_loss": test_loss, "test_acc": float(np.mean(pred == y))}
     if data.x_val is not None and data.y_val is not None:
-        final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val)
+        final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val, final=True)
     idx = trainer.train_eval_idx
     if idx.size:
         final["train_loss"], final["train_acc"] = trainer.evaluate(data.x_train[idx], data.y_train[idx])
+    final_eval_time = time.perf_counter() - t_final
     best_rec = next((e for e in hist.evals if e["step"] == trainer.stopper.best_step), None)
     summary: dict[str, Any] = {
         "name": cfg.name,
@@ -178,6 +180,7 @@ def finalize(
         "epochs": round(trainer.step / trainer.steps_per_epoch, 4),
         "train_time_s": round(trainer.train_time, 3),
         "load_time_s": round(load_time, 3),
+        "final_eval_time_s": round(final_eval_time, 3),
         "final": final,
         "best": {
             "monitor": trainer.monitor,

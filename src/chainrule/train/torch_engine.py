@@ -260,7 +260,7 @@ class TorchEngine:
             )
         return value
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray, final: bool = False) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
         try:
@@ -271,13 +271,14 @@ class TorchEngine:
                     from chainrule.torch_ref.cnn import tta_logits
 
                     parts = []
+                    level = self.cfg.tta if final else 0
                     for s in range(0, len(x), 500):
                         xt = self._input(x[s : s + 500])
                         if self.autocast_dtype is None:
-                            parts.append(tta_logits(self.model, xt, level=self.cfg.tta))
+                            parts.append(tta_logits(self.model, xt, level=level))
                         else:
                             with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-                                parts.append(tta_logits(self.model, xt, level=self.cfg.tta).float())
+                                parts.append(tta_logits(self.model, xt, level=level).float())
                     out = torch.cat(parts)
         finally:
             self.model.train(was_training)

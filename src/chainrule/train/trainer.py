@@ -194,19 +194,19 @@ class Trainer:
         self._eval_loss_fn = SoftmaxCrossEntropy()
 
     # ---- evaluation ------------------------------------------------------------------------------
-    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+    def predict_logits(self, x: np.ndarray, final: bool = False) -> np.ndarray:
         """Logits in eval mode, in batches of `eval_batch_size`. Shape (N, D) -> (N, classes)."""
         out = np.empty((x.shape[0], self.data.num_classes), np.dtype(self.cfg.dtype))
         bs = self.cfg.eval_batch_size
         for s in range(0, x.shape[0], bs):
-            out[s : s + bs] = self.engine.logits(x[s : s + bs])
+            out[s : s + bs] = self.engine.logits(x[s : s + bs], final)
         return out
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, final: bool = False) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) of the current model on (x, y), in eval mode."""
         if y.size == 0:
             return float("nan"), float("nan")
-        logits = self.predict_logits(x)
+        logits = self.predict_logits(x, final)
         try:
             loss = self._eval_loss_fn.forward(logits, y)
         except FloatingPointError:
