@@ -293,3 +293,18 @@ def test_no_eval_test_leaves_the_test_set_to_the_end_and_changes_nothing_else(tm
     res = train_run(small_cfg(eval_test=False, run_dir=str(tmp_path / "r")), quiet=True, plots=False)
     assert res.summary["final"]["test_acc"] == pytest.approx(a[-1]["test_acc"])
     assert not (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.npz").is_file()
+
+
+def test_no_validation_and_no_train_evaluation_still_completes():
+    """Evaluation points then measure only the test set: nothing is monitored, nothing diverges."""
+    cfg = small_cfg(val_fraction=0.0, train_eval_size=0)
+    tr, res = fit(cfg)
+    assert res.status == "completed" and tr.history.evals[-1]["test_acc"] > 0.5
+
+
+def test_early_stopping_without_a_monitored_metric_is_a_config_error():
+    from chainrule.train import ConfigError
+
+    cfg = small_cfg(val_fraction=0.0, train_eval_size=0, early_stopping=False, schedule="plateau")
+    with pytest.raises(ConfigError, match="train_eval_size"):
+        Trainer(cfg, data_for(cfg))

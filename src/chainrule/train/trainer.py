@@ -176,6 +176,15 @@ class Trainer:
         self.stateful_lr = bool(getattr(self.schedule, "stateful", False))
         self.history = History(self.total_steps, cfg.loss_window)
         self.monitor = cfg.monitor if data.x_val is not None else cfg.monitor.replace("val_", "train_")
+        if (
+            self.monitor.startswith("train_")
+            and cfg.train_eval_size == 0
+            and (cfg.early_stopping or cfg.schedule == "plateau")
+        ):
+            raise ConfigError(
+                f"early stopping and the plateau schedule monitor {self.monitor}, which train_eval_size = 0 "
+                "with no validation split leaves unmeasured: set --val-fraction or --train-eval-size"
+            )
         self.stopper = EarlyStopping(
             cfg.patience, cfg.min_delta, "min" if self.monitor.endswith("loss") else "max"
         )
@@ -404,13 +413,17 @@ class Trainer:
         rec = self._eval_record()
         self.history.add_eval(rec)
         self._last_eval_step = self.step
-        value = rec.get(self.monitor)
-        if value is None or not math.isfinite(value):
-            raise TrainingDiverged(f"{self.monitor} is {value}")
-        if self.stopper.update(value, self.step) and self.cfg.early_stopping and self.cfg.restore_best:
-            self.best_state = self.engine.model_state()
-        if self.cfg.schedule == "plateau":
-            self.schedule.update(value)
+        value = rec.get(self.monitor)  # None when nothing measures it (no val split, train_eval_size 0)
+        running = rec.get("train_loss_running")
+        if (value is not None and not math.isfinite(value)) or (
+            running is not None and not math.isfinite(running)
+        ):
+            raise TrainingDiverged(f"{self.monitor} is {value}, the running training loss {running}")
+        if value is not None:
+            if self.stopper.update(value, self.step) and self.cfg.early_stopping and self.cfg.restore_best:
+                self.best_state = self.engine.model_state()
+            if self.cfg.schedule == "plateau":
+                self.schedule.update(value)
         self._remember_good()
         if self.run_dir is not None:
             self.history.write_evals(self.run_dir)
