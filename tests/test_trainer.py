@@ -301,10 +301,3 @@ def test_no_validation_and_no_train_evaluation_still_completes():
     tr, res = fit(cfg)
     assert res.status == "completed" and tr.history.evals[-1]["test_acc"] > 0.5
 
-
-def test_early_stopping_without_a_monitored_metric_is_a_config_error():
-    from chainrule.train import ConfigError
-
-    cfg = small_cfg(val_fraction=0.0, train_eval_size=0, early_stopping=False, schedule="plateau")
-    with pytest.raises(ConfigError, match="train_eval_size"):
-        Trainer(cfg, data_for(cfg))

@@ -176,15 +176,6 @@ class Trainer:
         self.stateful_lr = bool(getattr(self.schedule, "stateful", False))
         self.history = History(self.total_steps, cfg.loss_window)
         self.monitor = cfg.monitor if data.x_val is not None else cfg.monitor.replace("val_", "train_")
-        if (
-            self.monitor.startswith("train_")
-            and cfg.train_eval_size == 0
-            and (cfg.early_stopping or cfg.schedule == "plateau")
-        ):
-            raise ConfigError(
-                f"early stopping and the plateau schedule monitor {self.monitor}, which train_eval_size = 0 "
-                "with no validation split leaves unmeasured: set --val-fraction or --train-eval-size"
-            )
         self.stopper = EarlyStopping(
             cfg.patience, cfg.min_delta, "min" if self.monitor.endswith("loss") else "max"
         )
