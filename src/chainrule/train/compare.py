@@ -14,7 +14,6 @@ import io
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from chainrule._io import atomic_write_text
 from .config import ConfigError, TrainConfig
 from .engine import preflight
 from .prepare import Prepared, load_raw, prepare
+from .run import new_run_dir
 from .trainer import Trainer
 
 ENGINES = ("numpy", "torch")
@@ -158,18 +158,7 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> Path:
     """`<out_dir>/<timestamp>-compare-<name>/` with compare.csv, compare.png and summary.json."""
     from chainrule import report
 
-    base = Path(out_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        folder = base / (f"{stamp}-compare-{c.cfg.name}" + (f"-{i}" if i else ""))
-        try:
-            folder.mkdir()
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise ConfigError(f"cannot create a folder in {base}")
+    folder = new_run_dir(c.cfg.replace(out_dir=str(out_dir), run_dir=None, name=f"compare-{c.cfg.name}"))
     atomic_write_text(folder / "compare.csv", c.csv())
     summary = {**c.summary(), "line": summary_line(c), "config": c.cfg.to_dict()}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")

@@ -191,26 +191,22 @@ def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
     else:
         x_tr, y_tr, x_va, y_va = x, y, None, None
     mean, std = input_stats(x_tr, cfg.preprocess)
-    if cfg.model != "mlp":
-        return Prepared(
-            x_train=np.ascontiguousarray(x_tr),
-            y_train=np.ascontiguousarray(y_tr, np.int64),
-            x_val=None if x_va is None else np.ascontiguousarray(x_va),
-            y_val=None if y_va is None else np.ascontiguousarray(y_va, np.int64),
-            x_test=np.ascontiguousarray(x_test),
-            y_test=np.ascontiguousarray(raw.y_test, np.int64),
-            classes=list(raw.classes),
-            image_shape=tuple(int(s) for s in x.shape[1:]),  # type: ignore[arg-type]
-            mean=mean,
-            std=std,
-            raw_test=x_test,
-        )
+    if cfg.model == "mlp":  # flattened, standardized floats
+
+        def model_input(images: np.ndarray) -> np.ndarray:
+            return transform(images, mean, std, dtype)
+
+    else:  # image models: uint8 (N, C, H, W), standardized per batch by the engine
+
+        def model_input(images: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(images)
+
     return Prepared(
-        x_train=transform(x_tr, mean, std, dtype),
+        x_train=model_input(x_tr),
         y_train=np.ascontiguousarray(y_tr, np.int64),
-        x_val=None if x_va is None else transform(x_va, mean, std, dtype),
+        x_val=None if x_va is None else model_input(x_va),
         y_val=None if y_va is None else np.ascontiguousarray(y_va, np.int64),
-        x_test=transform(x_test, mean, std, dtype),
+        x_test=model_input(x_test),
         y_test=np.ascontiguousarray(raw.y_test, np.int64),
         classes=list(raw.classes),
         image_shape=tuple(int(s) for s in x.shape[1:]),  # type: ignore[arg-type]
