@@ -133,3 +133,13 @@ def test_bad_cnn_flags_are_one_line(tmp_path, capsys, flags, expect):
     err = capsys.readouterr().err
     assert rc == 2, err
     assert len(err.strip().splitlines()) == 1 and expect in err, err
+
+
+def test_a_lookahead_run_ends_on_the_slow_weights(raw32):
+    cfg = cfg_of(**{**FAST, "widths": [8, 16]}, epochs=1.3)  # a step count that is not a multiple of 5
+    tr = Trainer(cfg, prepare(raw32, cfg))
+    tr.fit()
+    assert tr.step % 5 != 0
+    state = tr.model.state_dict()
+    for k, slow in tr.engine.lookahead.slow.items():
+        assert torch.equal(state[k], slow), k

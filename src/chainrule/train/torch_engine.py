@@ -253,11 +253,13 @@ class TorchEngine:
                         p.grad.add_(torch.sign(p), alpha=self.l1)
         self.optimizer.step()
         self.steps_done += 1
-        if self.lookahead is not None and self.steps_done % 5 == 0:
-            # the slow weights follow more closely as training ends (decay -> 0.95^5 at the last step)
-            self.lookahead.update(
-                self.model, decay=0.95**5 * min(1.0, self.steps_done / self.total_steps) ** 3
-            )
+        if self.lookahead is not None:
+            if self.steps_done >= self.total_steps:  # the run ends on the slow weights
+                self.lookahead.finish(self.model)
+            elif self.steps_done % 5 == 0:
+                # the slow weights follow more closely as training ends (decay -> 0.95^5 at the end)
+                progress = self.steps_done / self.total_steps
+                self.lookahead.update(self.model, decay=0.95**5 * progress**3)
         return value
 
     def logits(self, x: np.ndarray, final: bool = False) -> np.ndarray:
