@@ -76,6 +76,7 @@ def render_report(
         ("message", summary.get("message")),
         ("data set", summary.get("dataset")),
         ("model", summary.get("model")),
+        ("engine", summary.get("engine")),
         ("parameters", summary.get("parameters")),
         ("steps", summary.get("steps")),
         ("epochs", summary.get("epochs")),
@@ -85,6 +86,8 @@ def render_report(
         ("final validation accuracy", _pct(final.get("val_acc"))),
         (f"best {best.get('monitor', '')} (step {best.get('step')})", best.get("value")),
     ]
+    # rows a run does not have (no engine recorded, no validation split, nothing monitored) are left out
+    overview = [(k, v) for k, v in overview if v not in (None, "") and "(step None)" not in k]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>chainrule run {html.escape(str(name))}</title><style>{CSS}</style></head><body>",
