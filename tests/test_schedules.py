@@ -201,3 +201,11 @@ def test_make_schedule_names():
     assert make_schedule("inverse_scaling", 1.0)(3) == 0.5
     assert isinstance(make_schedule("plateau", 0.1, patience=3), ReduceOnPlateau)
     assert make_schedule("loss-ratio", 0.1, window=5).window == 5
+
+
+def test_the_config_offers_exactly_the_schedules_make_schedule_builds():
+    """train/config.py keeps its own copy of the names (so the CLI starts without importing NumPy)."""
+    from chainrule.optim.schedules import SCHEDULES
+    from chainrule.train.config import SCHEDULES as CONFIG_SCHEDULES
+
+    assert CONFIG_SCHEDULES == SCHEDULES

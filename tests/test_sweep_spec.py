@@ -136,7 +136,8 @@ def test_shipped_specs():
     for name in names:
         assert tomllib.loads(spec_text(name))["description"]
     table2 = parse_spec(spec_text("seed000-table2"), "shipped spec seed000-table2")
-    assert table2 is not None  # runs on the torch engine now that it exists
+    # runs on the torch engine now that it exists: 5 architectures x 2 x 2 x 3 x 3 = 180 trials
+    assert len(table2.trials) == 180 and all(t.config["backend"] == "torch" for t in table2.trials)
     with pytest.raises(SpecError, match="did you mean 'seed004-grid'"):
         spec_text("seed004-gird")
 

@@ -252,7 +252,7 @@ def test_train_with_torch_backend_writes_a_normal_run_folder(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["engine"].startswith("torch") and summary["final"]["test_acc"] > 0.8
     assert (run / "report.html").is_file() and (run / "model.npz").is_file()
-    rc, out, err = run_cli(["predict", run, "--backend", "torch", *[]] + [str(_png(tmp_path))], capsys)
+    rc, out, err = run_cli(["predict", run, "--backend", "torch", _png(tmp_path)], capsys)
     assert rc == 0 and "class" in out
 
 

@@ -23,6 +23,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+# the names chainrule.optim.make_schedule builds (not imported: the CLI starts without NumPy; a test
+# keeps the two lists equal)
 SCHEDULES = (
     "constant",
     "step_decay",

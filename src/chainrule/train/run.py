@@ -137,10 +137,6 @@ def _model_line(cfg: TrainConfig, data: Prepared) -> str:
     )
 
 
-def count_params(model: Any) -> int:
-    return int(sum(p.data.size for p in model.parameters()))
-
-
 def finalize(
     trainer: Trainer,
     result: FitResult,

@@ -216,8 +216,8 @@ class TorchEngine:
         t = t.to(self.device, non_blocking=True)
         if self.images:
             assert self._scale is not None and self._shift is not None
-            t = t.to(self.dtype).mul_(self._scale).sub_(self._shift)
-            t = t.contiguous(memory_format=torch.channels_last)
+            # one copy: uint8 -> float in the channels-last layout the convolutions want, then in place
+            t = t.to(self.dtype, memory_format=torch.channels_last).mul_(self._scale).sub_(self._shift)
         return t
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
