@@ -76,7 +76,15 @@ class SweepProgress:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def started(self, trial_id: str, params: dict[str, Any], run_dir: Path, seed: int, resumed: bool) -> None:
+    def started(
+        self,
+        trial_id: str,
+        params: dict[str, Any],
+        run_dir: Path,
+        seed: int,
+        resumed: bool,
+        note: str | None = None,
+    ) -> None:
         self.running[trial_id] = {
             "params": params,
             "seed": seed,
@@ -85,9 +93,28 @@ class SweepProgress:
             "eval": None,
             "resumed": resumed,
         }
-        if self.enabled and not self.tty and resumed:
+        if self.enabled and note:
+            self.message(f"trial {trial_id} {note}: {describe(params)} seed={seed}")
+        elif self.enabled and not self.tty and resumed:
             self.message(f"trial {trial_id} continues from its checkpoint: {describe(params)} seed={seed}")
         self.tick(force=True)
+
+    def paused(self, trial_id: str, rung: int, metric: str, value: float | None) -> None:
+        """A trial reached a halving rung (it is not done: it may be promoted later)."""
+        info = self.running.pop(trial_id, {"params": {}, "seed": "?"})
+        if self.enabled:
+            shown = _pct(value) if metric.endswith("_acc") else ("-" if value is None else f"{value:.4f}")
+            self.message(
+                f"[{self.done}/{self.total}] trial {trial_id} paused at rung {rung}: "
+                f"{describe(info['params'])} seed={info['seed']}: {metric} {shown}"
+            )
+        self.tick(force=True)
+
+    def pruned(self, n: int) -> None:
+        """`n` paused trials were stopped for good at the end (successive halving)."""
+        self.done += n
+        if self.enabled and n:
+            self.message(f"[{self.done}/{self.total}] {n} trial(s) pruned by successive halving")
 
     def finished(self, trial_id: str, status: str, result: dict[str, Any], error: str | None) -> None:
         info = self.running.pop(trial_id, {"params": {}, "seed": "?"})

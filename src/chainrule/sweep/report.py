@@ -21,7 +21,8 @@ import numpy as np
 from chainrule._io import atomic_write_text
 
 from .runner import DB_NAME, swept_keys, trial_dir
-from .store import Store, StoreError
+from .spec import halving_of
+from .store import STATUSES, Store, StoreError
 
 
 @dataclass
@@ -150,7 +151,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     metric = rank_metric(trials)
     scale = _scale(metric)
     configs = ranked(group(trials), metric)
-    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "failed", "running", "pending")}
+    counts = {s: sum(t["status"] == s for t in trials) for s in STATUSES}
     seeds = sorted({t["seed"] for t in trials})
     wall = wall_time(sessions, trials)
     busy = sum(t.get("wall_s") or 0.0 for t in trials)
@@ -158,6 +159,15 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     notes = []
     if metric == "test_acc":
         notes.append("No trial holds out a validation split (val_fraction = 0): ranked by test accuracy.")
+    halving = halving_of(spec_text)
+    if halving is not None:
+        notes.append(
+            f"Successive halving (ASHA) on {halving.metric}: rungs at "
+            + ", ".join(f"{f:.3g}" for f in halving.fractions)
+            + f" of each trial's steps, the best 1/{halving.reduction_factor} at a rung going on. "
+            f"{counts['pruned']} trial(s) were pruned; the statistics use completed trials only "
+            "(a pruned trial's figures at its last rung are in trials.csv)."
+        )
     for k, by in _scale_by(spec_text).items():
         notes.append(
             f"{k} is scaled by {by} ([scale_by] in the spec): the tables and plots show the spec's values of "
@@ -380,7 +390,7 @@ def summary_line(out_dir: str | Path) -> str:
     with Store(Path(out_dir) / DB_NAME, readonly=True) as store:
         trials = store.trials()
         name = store.get_meta("name") or Path(out_dir).name
-    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "failed", "running", "pending")}
+    counts = {s: sum(t["status"] == s for t in trials) for s in STATUSES}
     line = f"sweep {name}: {len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     metric = rank_metric(trials)
     configs = [c for c in ranked(group(trials), metric) if c.done]

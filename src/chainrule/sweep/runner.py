@@ -6,10 +6,14 @@ folders). A lock file (`DIR/.lock`, flock: released by the kernel when the proce
 `kill -9`) keeps a second coordinator out of the same folder.
 
 Crash safety: a trial is marked running in the database before it is handed to a worker, and
-completed or failed only after the worker returned. After a crash, `--resume` runs every trial
+completed, paused or failed only after the worker returned. After a crash, `--resume` runs every trial
 that is not completed or failed: a running one continues from its checkpoint (or is taken as it
 is if its run folder says it ended), a pending one starts. Trial ids are primary keys and trial
 folders are named after them, so nothing runs twice and nothing is lost.
+
+With successive halving ([halving] in the spec, `chainrule.sweep.halving`), a trial runs to a rung
+(a fraction of its steps), is checkpointed and paused, and continues from there when it is promoted;
+a running trial's target rung is in the database, so a resumed sweep sends it to the same rung.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from typing import Any, TextIO
 from chainrule._io import atomic_write_text
 
 from .backends import LocalPool, RayPool, available_cores
+from .halving import Rungs
 from .progress import SweepProgress
-from .spec import SweepSpec
-from .store import Store
+from .spec import SweepSpec, halving_of
+from .store import ENDED, Store
 
 DB_NAME = "sweep.db"
 CSV_FIELDS = (
@@ -106,12 +111,13 @@ def write_csv(store: Store, out_dir: Path) -> Path:
     keys = swept_keys(trials)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["trial_id", "status", "seed", *keys, *CSV_FIELDS])
+    fields = CSV_FIELDS + (("rung",) if any(t.get("rung") is not None for t in trials) else ())
+    w.writerow(["trial_id", "status", "seed", *keys, *fields])
     for t in trials:
         w.writerow(
             [t["trial_id"], t["status"], t["seed"]]
             + [_cell(t["params"].get(k)) for k in keys]
-            + [_cell(t.get(c)) for c in CSV_FIELDS]
+            + [_cell(t.get(c)) for c in fields]
         )
     return atomic_write_text(out_dir / "trials.csv", buf.getvalue())
 
@@ -225,47 +231,73 @@ def _run_locked(
             new = store.add_trials(spec.trials)
         if retry_failed:
             store.reset(t["trial_id"] for t in store.trials("failed"))
+        halving = halving_of(store.get_meta("spec") or "")
+        rungs = (
+            Rungs(halving, store.rungs(), {t["trial_id"]: t["rung"] for t in store.trials("paused")})
+            if halving is not None
+            else None
+        )
         todo = store.trials("running") + store.trials("pending")
         todo.sort(key=lambda t: t["number"])
         counts = store.counts()
         total = sum(counts.values())
         write_csv(store, out)
-        if check_data and backend_name == "local" and todo:
-            _check_data(todo)
+        if check_data and backend_name == "local" and (todo or counts["paused"]):
+            _check_data(todo + store.trials("paused"))
 
         cores = available_cores()
         n = workers or (cores if backend_name == "local" else 0)
+        busy_max = len(todo) + counts["paused"]
         if backend_name == "local":
-            n = max(1, min(n, len(todo))) if todo else 1
+            n = max(1, min(n, busy_max)) if busy_max else 1
         threads = max(1, cores // n) if n else 1
-        progress = SweepProgress(total, total - len(todo), enabled=not quiet, stream=stream)
+        progress = SweepProgress(total, sum(counts[s] for s in ENDED), enabled=not quiet, stream=stream)
         name = store.get_meta("name")
         progress.message(
             f"chainrule: sweep {name}: {total} trials ({len(new)} new), {len(todo)} to run"
-            + (f" on {n} worker(s) x {threads} thread(s)" if todo and backend_name == "local" else "")
-            + (" on Ray" if todo and backend_name == "ray" else "")
+            + (f", {counts['paused']} paused at a rung" if counts["paused"] else "")
+            + (f" on {n} worker(s) x {threads} thread(s)" if busy_max and backend_name == "local" else "")
+            + (" on Ray" if busy_max and backend_name == "ray" else "")
+            + (
+                f"; successive halving on {halving.metric}, rungs at "
+                + ", ".join(f"{f:.3g}" for f in halving.fractions)
+                + f" of each trial's steps, eta {halving.reduction_factor}"
+                if halving is not None
+                else ""
+            )
             + f"; folder {out}"
         )
         ran, interrupted = 0, False
-        if todo:
+        if busy_max:
             pool: Any = (
                 LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
             )
             session = store.start_session(pool.capacity, backend_name)
             queue = deque(todo)
+            by_id = {t["trial_id"]: t for t in store.trials()}
             progress.start()
             try:
-                while queue or pool.busy:
-                    while queue and pool.busy < pool.capacity:
-                        t = queue.popleft()
+                while True:
+                    while pool.busy < pool.capacity:
+                        job = _next_job(queue, rungs, by_id)
+                        if job is None:
+                            break
+                        t, target, promoted = job
                         run_dir = trial_dir(out, t["trial_id"])
                         resumed = (run_dir / "checkpoint.npz").is_file()
-                        store.mark_running(t["trial_id"])
+                        store.mark_running(t["trial_id"], target)
                         task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
-                        pool.submit(dict(task, run_dir=str(run_dir.resolve())))
-                        progress.started(t["trial_id"], t["params"], run_dir, t["seed"], resumed)
+                        if rungs is not None and target is not None:
+                            task["until_fraction"] = rungs.fraction(target)
+                        pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
+                        progress.started(
+                            t["trial_id"], t["params"], run_dir, t["seed"], resumed,
+                            note=f"promoted to rung {target}" if promoted else None,
+                        )
+                    if not pool.busy:
+                        break
                     for finished, res in pool.wait(0.25):
-                        ran += _record(store, finished, res, progress)
+                        ran += _record(store, finished, res, progress, rungs)
                         write_csv(store, out)
                     progress.tick()
             except KeyboardInterrupt:
@@ -275,6 +307,10 @@ def _run_locked(
                 pool.close()
                 progress.close()
                 store.end_session(session)
+            if rungs is not None and not interrupted and rungs.paused:
+                # nothing runs and nothing can be promoted: the trials still paused stop here
+                store.mark_pruned(list(rungs.paused))
+                progress.pruned(len(rungs.paused))
         write_csv(store, out)
         counts = store.counts()
     report_path = None
@@ -283,11 +319,43 @@ def _run_locked(
     return SweepResult(out, counts, ran, time.perf_counter() - t_start, interrupted, report_path, new)
 
 
-def _record(store: Store, task: dict[str, Any], res: dict[str, Any], progress: SweepProgress) -> int:
+def _next_job(
+    queue: deque[dict[str, Any]], rungs: Rungs | None, by_id: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], int | None, bool] | None:
+    """(trial, target rung, promoted?) for a free worker: with successive halving a promotion comes
+    first; then the next queued trial (a resumed running one heads for the rung it was sent to)."""
+    if rungs is not None:
+        promo = rungs.promotion()
+        if promo is not None:
+            tid, target = promo
+            rungs.promote(tid)
+            return by_id[tid], target, True
+    if not queue:
+        return None
+    t = queue.popleft()
+    if rungs is None:
+        return t, None, False
+    return t, (t.get("target_rung") if t.get("target_rung") is not None else 0), False
+
+
+def _record(
+    store: Store,
+    task: dict[str, Any],
+    res: dict[str, Any],
+    progress: SweepProgress,
+    rungs: Rungs | None = None,
+) -> int:
     tid = task["trial_id"]
     status = res.get("status")
     result = {k: v for k, v in (res.get("result") or {}).items() if v is not None}
     wall = float(res.get("wall_s") or 0.0)
+    if status == "paused" and rungs is not None and task.get("rung") is not None:
+        rung = int(task["rung"])
+        value = result.get(rungs.halving.metric)
+        store.mark_paused(tid, rung, value, result, wall)
+        rungs.record(tid, rung, value)
+        progress.paused(tid, rung, rungs.halving.metric, value)
+        return 0
     if status == "completed":
         store.mark_completed(tid, result, wall)
     elif status == "interrupted":  # stays running: --resume continues it from its checkpoint

@@ -24,6 +24,11 @@
     [scale_by]                        # multiply a swept value by another key of the same trial
     lr = "batch_size"                 # e.g. a summed-loss lr: lr (mean loss) = lr x batch size
 
+    [halving]                         # asynchronous successive halving (ASHA): stop bad trials early
+    metric = "val_acc"                # what ranks trials at a rung (val_acc, val_loss, train_acc, train_loss)
+    reduction_factor = 3              # eta: the best 1/eta of the trials at a rung go on (default 3)
+    min_fraction = 0.111              # the first rung, as a fraction of a trial's steps (default 1/eta^2)
+
 A trial is one resolved `TrainConfig` (defaults, then the recipe, then [base], then the grid point
 and the random draw, then the seed). Its id is a hash of the config's keys that change training
 (`trial_id`), so the same trial gets the same id in every run, resumed or extended sweep.
@@ -53,7 +58,9 @@ import numpy as np
 
 from chainrule.train.config import FIELDS, ConfigError, TrainConfig, coerce, field_kind, load_recipe
 
-TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by")
+TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by", "halving")
+HALVING_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+HALVING_KEYS = ("metric", "reduction_factor", "min_fraction")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 # keys that say where a trial goes or how its data is found, not what it trains: not in the id
 NOT_IN_ID = ("name", "out_dir", "run_dir", "description", "data_dir", "download")
@@ -68,6 +75,32 @@ SWEEP_OWNED = {
 
 class SpecError(ConfigError):
     """A sweep spec is invalid; the message is one line naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Asynchronous successive halving (Li et al., "A System for Massively Parallel Hyperparameter
+    Tuning", 2020). Rung k is `min_fraction * eta^k` of a trial's training steps; the last rung is
+    the whole run. A trial pauses at each rung (checkpointed, `metric` measured on the full split);
+    it goes on to the next rung once it is among the best 1/eta of the trials that have reached its
+    rung so far, otherwise it waits there, and is pruned when nothing else can promote it."""
+
+    metric: str = "val_acc"
+    reduction_factor: int = 3
+    min_fraction: float = 1 / 9
+
+    @property
+    def maximize(self) -> bool:
+        return self.metric.endswith("_acc")
+
+    @property
+    def fractions(self) -> list[float]:
+        """The rungs' fractions of a trial's steps, ending with 1.0."""
+        out, f = [], self.min_fraction
+        while f < 1.0 - 1e-9:
+            out.append(f)
+            f *= self.reduction_factor
+        return out + [1.0]
 
 
 @dataclass
@@ -94,6 +127,7 @@ class SweepSpec:
     source: str
     text: str = ""
     trials: list[Trial] = field(default_factory=list)
+    halving: Halving | None = None
 
     @property
     def swept_keys(self) -> list[str]:
@@ -341,6 +375,8 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
             raise SpecError(f"{where}: {k} = {by!r}: {by} is not a number")
         scale_by[k] = by
 
+    halving = _parse_halving(data, source)
+
     spec = SweepSpec(
         name=name,
         description=description,
@@ -353,10 +389,66 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         scale_by=scale_by,
         source=source,
         text=text,
+        halving=halving,
     )
     if expand:
         spec.trials = expand_trials(spec)
+        if halving is not None:
+            _check_halving_metric(spec)
     return spec
+
+
+def _parse_halving(data: dict[str, Any], source: str) -> Halving | None:
+    if "halving" not in data:
+        return None
+    where = f"{source} [halving]"
+    table = _table(data, "halving", source)
+    for k in table:
+        if k not in HALVING_KEYS:
+            raise SpecError(f"{where}: unknown key {k!r}{_near(k, HALVING_KEYS)} ({', '.join(HALVING_KEYS)})")
+    metric = table.get("metric", "val_acc")
+    if metric not in HALVING_METRICS:
+        raise SpecError(
+            f"{where}: metric = {metric!r} should be one of {', '.join(HALVING_METRICS)}"
+            f"{_near(str(metric), HALVING_METRICS)} (never a test metric: it would select on the test set)"
+        )
+    eta = table.get("reduction_factor", 3)
+    if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+        raise SpecError(f"{where}: reduction_factor = {eta!r} should be an integer >= 2")
+    fmin = table.get("min_fraction", 1.0 / eta**2)
+    if isinstance(fmin, bool) or not isinstance(fmin, int | float) or not 0.0 < fmin < 1.0:
+        raise SpecError(f"{where}: min_fraction = {fmin!r} should be a number in (0, 1)")
+    return Halving(metric, eta, float(fmin))
+
+
+def _check_halving_metric(spec: SweepSpec) -> None:
+    """Every trial must measure the metric that ranks it at a rung."""
+    h = spec.halving
+    assert h is not None
+    for t in spec.trials:
+        c = t.config
+        if h.metric.startswith("val_") and not c.get("val_fraction"):
+            raise SpecError(
+                f"{spec.source} [halving]: metric = {h.metric!r} needs a validation split, but trial "
+                f"{t.trial_id} has val_fraction = {c.get('val_fraction')} (set val_fraction in [base])"
+            )
+        if h.metric.startswith("train_") and not c.get("train_eval_size"):
+            raise SpecError(
+                f"{spec.source} [halving]: metric = {h.metric!r} needs train_eval_size > 0, but trial "
+                f"{t.trial_id} has train_eval_size = {c.get('train_eval_size')}"
+            )
+
+
+def halving_of(spec_text: str) -> Halving | None:
+    """The [halving] table of a stored spec (a resumed sweep reads it from its database)."""
+    try:
+        data = tomllib.loads(spec_text)
+    except tomllib.TOMLDecodeError:
+        return None
+    try:
+        return _parse_halving(data, "the stored spec")
+    except SpecError:
+        return None
 
 
 def expand_trials(spec: SweepSpec) -> list[Trial]:

@@ -1,8 +1,9 @@
 """The sweep store: one SQLite database, `DIR/sweep.db`, written only by the coordinator.
 
-Trials are rows with an explicit state (pending -> running -> completed | failed) and the times of
-each transition; a sweep is resumed from its database alone (the trial configs are in it), by
-any process, after any crash. WAL journal with `synchronous = FULL`: a committed transition
+Trials are rows with an explicit state (pending -> running -> completed | failed; with successive
+halving also running -> paused -> running ... and paused -> pruned) and the times of each
+transition; a sweep is resumed from its database alone (the trial configs are in it), by any
+process, after any crash. WAL journal with `synchronous = FULL`: a committed transition
 survives a power cut, and readers (`chainrule sweep-report` while the sweep runs) never block
 the writer.
 
@@ -13,7 +14,9 @@ the writer.
               val_loss, test_loss, train_acc, train_loss), the best monitored value and its step
               (best_monitor, best_value, best_step, best_val_acc, best_test_acc), train_time_s,
               epochs, steps, end_status (the trainer's: completed, early_stopped, diverged),
-              message, error (one line; the traceback is in DIR/trials/<id>/error.log)
+              message, error (one line; the traceback is in DIR/trials/<id>/error.log),
+              rung (the last halving rung reached), target_rung (the rung a running trial heads for)
+    rungs     trial_id, rung, value (the halving metric there), step, recorded: one row per rung reached
     sessions  one row per `chainrule sweep` process: started, finished, workers, backend
 """
 
@@ -29,21 +32,25 @@ from typing import Any
 
 from .spec import Trial
 
-SCHEMA_VERSION = "1"
-STATUSES = ("pending", "running", "completed", "failed")
+SCHEMA_VERSION = "2"
+STATUSES = ("pending", "running", "paused", "completed", "pruned", "failed")
+ENDED = ("completed", "pruned", "failed")
 METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "train_acc", "train_loss")
 BEST = ("best_monitor", "best_value", "best_step", "best_val_acc", "best_test_acc")
 RESULT_COLUMNS = (*METRICS, *BEST, "train_time_s", "epochs", "steps", "end_status", "message")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_V1_COLUMNS = """trial_id, number, seed, params, config, status, created, started, finished, attempts, wall_s,
+    val_acc, test_acc, val_loss, test_loss, train_acc, train_loss, best_monitor, best_value, best_step,
+    best_val_acc, best_test_acc, train_time_s, epochs, steps, end_status, message, error"""
+_TRIALS = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY,
     number INTEGER NOT NULL UNIQUE,
     seed INTEGER NOT NULL,
     params TEXT NOT NULL,
     config TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    status TEXT NOT NULL
+        CHECK (status IN ('pending', 'running', 'paused', 'completed', 'pruned', 'failed')),
     created REAL NOT NULL,
     started REAL,
     finished REAL,
@@ -52,9 +59,23 @@ CREATE TABLE IF NOT EXISTS trials (
     val_acc REAL, test_acc REAL, val_loss REAL, test_loss REAL, train_acc REAL, train_loss REAL,
     best_monitor TEXT, best_value REAL, best_step INTEGER, best_val_acc REAL, best_test_acc REAL,
     train_time_s REAL, epochs REAL, steps INTEGER,
-    end_status TEXT, message TEXT, error TEXT
+    end_status TEXT, message TEXT, error TEXT,
+    rung INTEGER, target_rung INTEGER
 );
-CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);"""
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"""
+    + _TRIALS
+    + """
+CREATE TABLE IF NOT EXISTS rungs (
+    trial_id TEXT NOT NULL REFERENCES trials (trial_id),
+    rung INTEGER NOT NULL,
+    value REAL,
+    step INTEGER,
+    recorded REAL NOT NULL,
+    PRIMARY KEY (trial_id, rung)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL NOT NULL,
@@ -63,6 +84,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     backend TEXT NOT NULL
 );
 """
+)
 
 
 class StoreError(RuntimeError):
@@ -89,12 +111,27 @@ class Store:
                 version = self.get_meta("schema_version")
                 if version is None:
                     self.set_meta("schema_version", SCHEMA_VERSION)
+                elif version == "1":
+                    self._migrate_v1()
                 elif version != SCHEMA_VERSION:
                     raise StoreError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
             self.db.row_factory = sqlite3.Row
             self.db.execute("SELECT count(*) FROM trials").fetchone()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable sweep database: {e}") from None
+
+    def _migrate_v1(self) -> None:
+        """Schema 1 -> 2 (successive halving): two more states and the rung columns. SQLite cannot
+        change a CHECK constraint in place, so the table is copied, in one transaction."""
+        with self._tx() as db:
+            db.execute("DROP INDEX IF EXISTS trials_status")
+            db.execute("ALTER TABLE trials RENAME TO trials_v1")
+            for stmt in _TRIALS.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute(f"INSERT INTO trials ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM trials_v1")
+            db.execute("DROP TABLE trials_v1")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         self.db.close()
@@ -142,13 +179,53 @@ class Store:
                     number += 1
         return added
 
-    def mark_running(self, trial_id: str) -> None:
+    def mark_running(self, trial_id: str, target_rung: int | None = None) -> None:
+        """Running (towards halving rung `target_rung`, if given)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE trials SET status = 'running', started = ?, finished = NULL, "
-                "attempts = attempts + 1 WHERE trial_id = ?",
-                (time.time(), trial_id),
+                "attempts = attempts + 1, target_rung = ? WHERE trial_id = ?",
+                (time.time(), target_rung, trial_id),
             )
+
+    def mark_paused(
+        self, trial_id: str, rung: int, value: float | None, result: dict[str, Any], wall_s: float = 0.0
+    ) -> None:
+        """The trial reached halving rung `rung` with `value` of the metric; its metrics there are kept
+        in its row (so trials.csv shows how far it got) until it goes on."""
+        cols = [c for c in RESULT_COLUMNS if c in result]
+        sets = "".join(f", {c} = ?" for c in cols)
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE trials SET status = 'paused', wall_s = wall_s + ?, rung = ?, "
+                f"target_rung = NULL{sets} WHERE trial_id = ?",
+                (wall_s, rung, *[result[c] for c in cols], trial_id),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO rungs (trial_id, rung, value, step, recorded) VALUES (?, ?, ?, ?, ?)",
+                (trial_id, rung, value, result.get("steps"), now),
+            )
+
+    def mark_pruned(self, trial_ids: Iterable[str]) -> None:
+        """Paused trials that successive halving stops for good (their row keeps the last rung's
+        metrics)."""
+        now = time.time()
+        with self._tx() as db:
+            for tid in trial_ids:
+                db.execute(
+                    "UPDATE trials SET status = 'pruned', finished = ? "
+                    "WHERE trial_id = ? AND status = 'paused'",
+                    (now, tid),
+                )
+
+    def rungs(self) -> list[dict[str, Any]]:
+        """Every rung result: trial_id, rung, value, step, recorded (empty for a schema-1 database)."""
+        try:
+            rows = self.db.execute("SELECT * FROM rungs ORDER BY rung, recorded").fetchall()
+        except sqlite3.OperationalError:  # a schema-1 database opened read-only
+            return []
+        return [dict(r) for r in rows]
 
     def mark_completed(self, trial_id: str, result: dict[str, Any], wall_s: float = 0.0) -> None:
         cols = [c for c in RESULT_COLUMNS if c in result]
@@ -180,9 +257,10 @@ class Store:
             for tid in trial_ids:
                 db.execute(
                     f"UPDATE trials SET status = 'pending', started = NULL, finished = NULL, error = NULL, "
-                    f"{cleared} WHERE trial_id = ?",
+                    f"rung = NULL, target_rung = NULL, {cleared} WHERE trial_id = ?",
                     (tid,),
                 )
+                db.execute("DELETE FROM rungs WHERE trial_id = ?", (tid,))
 
     def trials(self, status: str | None = None) -> list[dict[str, Any]]:
         """Rows as dicts (params and config decoded), in creation order."""

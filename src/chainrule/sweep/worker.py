@@ -121,10 +121,11 @@ def _one_line(e: BaseException) -> str:
 
 def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     """Run (or continue) one trial. `task`: trial_id, config (dict), run_dir, threads, plots (the
-    run folder's PNGs and report.html; off by default: seconds each).
+    run folder's PNGs and report.html; off by default: seconds each), until_fraction (successive
+    halving: pause the trial at this fraction of its steps).
 
-    Returns {"trial_id", "status": "completed" | "failed" | "interrupted", "result", "error",
-    "wall_s", "resumed", "pid"}; never raises for a failing trial."""
+    Returns {"trial_id", "status": "completed" | "paused" | "failed" | "interrupted", "result",
+    "error", "wall_s", "resumed", "pid"}; never raises for a failing trial."""
     t0 = time.perf_counter()
     tid, run_dir = task["trial_id"], Path(task["run_dir"])
     out: dict[str, Any] = {"trial_id": tid, "pid": os.getpid(), "resumed": False, "result": {}, "error": None}
@@ -147,7 +148,14 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         elif run_dir.exists():  # started but not as far as a first checkpoint: start afresh
             shutil.rmtree(run_dir)
         raw = _load_raw(cfg)
-        res = train_run(cfg, resume=resume, quiet=True, raw=raw, plots=bool(task.get("plots")))
+        res = train_run(
+            cfg,
+            resume=resume,
+            quiet=True,
+            raw=raw,
+            plots=bool(task.get("plots")),
+            until_fraction=task.get("until_fraction"),
+        )
         return _finish(out, res.summary, t0)
     except Exception as e:
         out.update(status="failed", error=_one_line(e), wall_s=time.perf_counter() - t0)
@@ -165,6 +173,8 @@ def _finish(out: dict[str, Any], summary: dict[str, Any], t0: float) -> dict[str
     out["wall_s"] = time.perf_counter() - t0
     if status in ("completed", "early_stopped"):
         out["status"] = "completed"
+    elif status == "paused":  # at a halving rung: the coordinator decides whether it goes on
+        out["status"] = "paused"
     elif status == "interrupted":
         out["status"] = "interrupted"
     else:  # diverged: the summary's metrics are of the model reset to its last good state, not results

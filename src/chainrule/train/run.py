@@ -16,6 +16,7 @@ Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomica
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -84,13 +85,17 @@ def train_run(
     command: str | None = None,
     raw: RawData | None = None,
     plots: bool = True,
+    until_fraction: float | None = None,
 ) -> RunResult:
     """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
     what `cfg` was resolved from). Returns the folder, how it ended, and the summary.
 
     `raw` is the data set of `cfg` already loaded (`load_raw(cfg)`): a process that trains many
     runs on the same data (a sweep worker) loads it once. `plots=False` skips the PNGs and
-    report.html (a sweep's trials: seconds of matplotlib each); everything else is written."""
+    report.html (a sweep's trials: seconds of matplotlib each); everything else is written.
+
+    `until_step` (or `until_fraction` of the run's steps, rounded up) pauses the run there: it is
+    checkpointed, its summary holds the metrics at that point, and `resume` continues it."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
     preflight(cfg)
@@ -118,6 +123,8 @@ def train_run(
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
+    if until_fraction is not None and until_fraction < 1.0:
+        until_step = max(1, math.ceil(until_fraction * trainer.total_steps))
     result = trainer.fit(until_step=until_step)
     summary = finalize(trainer, result, run_dir, load_time=load_time, command=command, plots=plots)
     return RunResult(run_dir, result.status, result.message, summary)
