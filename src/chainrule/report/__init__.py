@@ -15,7 +15,7 @@ from .plots import (
     time_to_accuracy,
 )
 from .sweep_html import render_sweep_report
-from .sweep_plots import curve_bands, heatmap, metric_by_value, value_label
+from .sweep_plots import curve_bands, heatmap, metric_by_value, rung_trajectories, value_label
 
 __all__ = [
     "accuracy_curves",
@@ -26,6 +26,7 @@ __all__ = [
     "engine_comparison_plot",
     "loss_curves",
     "metric_by_value",
+    "rung_trajectories",
     "lr_curve",
     "pick_samples",
     "prediction_grid",

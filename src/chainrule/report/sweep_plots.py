@@ -221,3 +221,40 @@ def heatmap(
     ax.set_ylabel(row_key)
     ax.set_title(title or f"{label}: {row_key} x {col_key}", fontsize=10)
     return _to_png(fig)
+
+
+def rung_trajectories(
+    trajectories: Sequence[tuple[Sequence[float], Sequence[float], bool]],
+    ylabel: str = "validation accuracy (%)",
+    title: str = "",
+) -> bytes:
+    """Successive halving: each trial's metric at the rungs it reached (x: fraction of its steps, log
+    scale), trials that trained to the end in colour, pruned ones in grey.
+
+    Args:
+        trajectories: (fractions, values, finished) per trial.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    n_done = 0
+    for x, y, finished in sorted(trajectories, key=lambda t: t[2]):  # finished ones drawn on top
+        if finished:
+            n_done += 1
+        style = dict(color=f"C{n_done % 10}", lw=1.6, alpha=0.95, zorder=3) if finished else dict(
+            color="0.6", lw=0.8, alpha=0.6, zorder=2
+        )
+        ax.plot(x, y, "o-", ms=3, **style)
+    ax.set_xscale("log")
+    xs = sorted({round(float(v), 6) for x, _, _ in trajectories for v in x})
+    if xs:
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{v:.3g}" for v in xs])
+        ax.minorticks_off()
+    ax.plot([], [], "o-", color="C1", label=f"trained to the end ({n_done})")
+    ax.plot([], [], "o-", color="0.6", label=f"pruned ({len(trajectories) - n_done})")
+    ax.set_xlabel("fraction of the trial's steps (rung)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _to_png(fig)

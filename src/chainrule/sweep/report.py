@@ -125,6 +125,8 @@ def _metric_label(metric: str) -> str:
         "val_acc": "validation accuracy (%)",
         "test_acc": "test accuracy (%)",
         "val_loss": "validation loss",
+        "train_acc": "training accuracy (%)",
+        "train_loss": "training loss",
         "train_loss_running": "training loss (mean between evaluations)",
     }
     return names.get(metric, metric)
@@ -143,6 +145,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
         raise SweepError(f"{out_dir} is not a sweep folder (no readable {DB_NAME} there)") from None
     with store:
         trials = store.trials()
+        rung_rows = store.rungs()
         sessions = store.sessions()
         name = store.get_meta("name") or out_dir.name
         description = store.get_meta("description") or ""
@@ -300,6 +303,32 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 png,
                 "mean ± std over seeds at each evaluation"
                 + (f"; for each value of {ckey}, its best configuration" if ckey and len(keys) > 1 else ""),
+            )
+
+    if halving is not None and rung_rows:
+        fr = halving.fractions
+        hscale = _scale(halving.metric)
+        paths: dict[str, list[tuple[float, float]]] = {}
+        for r in rung_rows:
+            if r["value"] is not None and math.isfinite(r["value"]) and r["rung"] < len(fr):
+                paths.setdefault(r["trial_id"], []).append((fr[r["rung"]], hscale * r["value"]))
+        status = {t["trial_id"]: t for t in trials}
+        traj = []
+        for tid, pts in paths.items():
+            t = status.get(tid)
+            finished = t is not None and t["status"] == "completed"
+            pts.sort()
+            if finished and t.get(halving.metric) is not None:  # type: ignore[union-attr]
+                pts.append((1.0, hscale * t[halving.metric]))  # type: ignore[index]
+            traj.append(([p[0] for p in pts], [p[1] for p in pts], finished))
+        if traj:
+            png = report.rung_trajectories(
+                traj, ylabel=_metric_label(halving.metric), title=f"{name}: successive halving"
+            )
+            files["halving.png"] = png
+            images["Successive halving: the metric at each rung"] = (
+                png,
+                "each line a trial; in colour the trials promoted to the end, in grey the pruned ones",
             )
 
     pair = _heatmap_keys(keys, have)

@@ -238,16 +238,19 @@ def _run_locked(
             else None
         )
         todo = store.trials("running") + store.trials("pending")
+        if rungs is None:  # a spec that dropped [halving]: its paused trials simply run to the end
+            todo += store.trials("paused")
         todo.sort(key=lambda t: t["number"])
         counts = store.counts()
         total = sum(counts.values())
         write_csv(store, out)
-        if check_data and backend_name == "local" and (todo or counts["paused"]):
-            _check_data(todo + store.trials("paused"))
+        waiting = store.trials("paused") if rungs is not None else []  # at a rung, may be promoted
+        busy_max = len(todo) + len(waiting)
+        if check_data and backend_name == "local" and busy_max:
+            _check_data(todo + waiting)
 
         cores = available_cores()
         n = workers or (cores if backend_name == "local" else 0)
-        busy_max = len(todo) + counts["paused"]
         if backend_name == "local":
             n = max(1, min(n, busy_max)) if busy_max else 1
         threads = max(1, cores // n) if n else 1
