@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from chainrule.sweep import Store, StoreError, Trial
+from chainrule.sweep.store import STATUSES
 
 
 def trials(n: int, offset: int = 0) -> list[Trial]:
@@ -26,7 +27,7 @@ def test_add_is_idempotent_and_numbers_follow_creation_order(tmp_path):
         assert [r["number"] for r in rows] == list(range(5))
         assert all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
         assert rows[1]["params"] == {"lr": 0.2} and rows[1]["config"]["seed"] == 1 and rows[1]["seed"] == 1
-        assert store.counts() == {"pending": 5, "running": 0, "completed": 0, "failed": 0}
+        assert store.counts() == dict.fromkeys(STATUSES, 0) | {"pending": 5}
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -46,7 +47,7 @@ def test_transitions_times_results_and_errors(tmp_path):
         store.mark_failed("id001", "TrainingDiverged: boom", {"epochs": 0.5}, wall_s=1.0)
         with Store(path, readonly=True) as reader:  # a second process reading while the first writes
             r = {r["trial_id"]: r for r in reader.trials()}
-            assert reader.counts() == {"pending": 1, "running": 0, "completed": 1, "failed": 1}
+            assert reader.counts() == dict.fromkeys(STATUSES, 0) | {"pending": 1, "completed": 1, "failed": 1}
             with pytest.raises(sqlite3.OperationalError):
                 reader.set_meta("x", "y")
         assert r["id000"]["val_acc"] == 0.9 and r["id000"]["wall_s"] == 2.5 and r["id000"]["attempts"] == 1
