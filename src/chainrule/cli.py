@@ -437,7 +437,28 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. SIGTERM (`kill`, a cluster scheduler preempting the job) stops like Ctrl-C:
+    a training run keeps its last checkpoint and prints how to resume; a sweep leaves its running
+    trials to `--resume`."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
