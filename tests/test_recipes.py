@@ -80,9 +80,14 @@ def test_seed_recipes_carry_the_seeds_settings():
     for act in ("sigmoid", "relu"):
         s3 = load_recipe(f"seed003-{act}")
         assert (s3.activation, len(s3.hidden_sizes), s3.batch_size) == (act, 3, 64)
-        assert (s3.l2, s3.steps) == (0.005, 8000)
+        assert s3.steps == 8000
         assert (s3.schedule, s3.decay_rate, s3.decay_steps, s3.optimizer) == ("step_decay", 0.85, 250, "sgd")
         assert s3.momentum > 0
+    # sigmoid: the batch-sum reading (lr 1e-2 x 64, lambda 0.005 once per batch); relu: the literal one
+    s3 = load_recipe("seed003-sigmoid")
+    assert (s3.lr, s3.l2) == (0.01 * 64, 0.005 / 64)
+    s3 = load_recipe("seed003-relu")
+    assert (s3.lr, s3.l2) == (0.01, 0.005)
     for name, hidden in (("seed004-softmax", []), ("seed004-mlp", [100])):
         s4 = load_recipe(name)
         assert s4.hidden_sizes == hidden
