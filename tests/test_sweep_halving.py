@@ -161,6 +161,7 @@ def test_halving_sweep_end_to_end(tmp_path, capsys):
     assert csv_text.splitlines()[0].endswith(",rung") and ",pruned," in csv_text
     html = (out / "report.html").read_text()
     assert "Successive halving (ASHA) on val_acc" in html and "(pruned)" in html
+    assert "pruned at: rung, val acc" in html
     assert (out / "halving.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # resuming a finished halving sweep runs nothing
     assert main(["sweep", "--resume", str(out), "--no-report"]) == 0

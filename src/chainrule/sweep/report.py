@@ -58,10 +58,27 @@ def rank_metric(trials: list[dict[str, Any]]) -> str:
     return "val_acc" if any(t.get("val_acc") is not None for t in trials) else "test_acc"
 
 
+def _last_rung(c: Config, metric: str) -> tuple[int, float]:
+    """(highest halving rung, the metric there) over a configuration's pruned trials."""
+    best = (-1, -math.inf)
+    for t in c.trials:
+        if t["status"] == "pruned" and t.get("rung") is not None:
+            v = t.get(metric)
+            v = -math.inf if v is None or not math.isfinite(v) else (v if metric.endswith("_acc") else -v)
+            best = max(best, (int(t["rung"]), v))
+    return best
+
+
 def ranked(configs: list[Config], metric: str) -> list[Config]:
-    def key(c: Config) -> tuple[int, float]:
+    """By the metric of the completed trials; then configurations pruned by successive halving, by
+    how far they got and their metric there; then the rest."""
+
+    def key(c: Config) -> tuple[int, float, float]:
         m = c.stat(metric)[0]
-        return (0, -m) if math.isfinite(m) else (1, 0.0)
+        if math.isfinite(m):
+            return (0, 0.0, -m if metric.endswith("_acc") else m)
+        rung, v = _last_rung(c, metric)
+        return (1, -rung, -v) if rung >= 0 else (2, 0.0, 0.0)
 
     return sorted(configs, key=key)
 
@@ -211,9 +228,11 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
 
     headers = ["#", *keys, "val acc (%)" if metric == "val_acc" else "test acc (%)", "n"]
     headers += ["test acc (%)"] if metric == "val_acc" else []
-    headers += ["val loss", "epochs", "train time (s)", "trials"]
+    headers += ["val loss", "epochs", "train time (s)"]
+    headers += [f"pruned at: rung, {metric.replace('_', ' ')}"] if halving is not None else []
+    headers += ["trials"]
     numeric = [True] + [False] * len(keys) + [True, True] + ([True] if metric == "val_acc" else [])
-    numeric += [True, True, True, False]
+    numeric += [True, True, True] + ([False] if halving is not None else []) + [False]
     rows = []
     for i, c in enumerate(configs):
         row: list[Any] = [
@@ -228,6 +247,14 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             _pm(c.stat("epochs"), 1.0, 1),
             _pm(c.stat("train_time_s"), 1.0, 1),
         ]
+        if halving is not None:
+            pruned = [t for t in c.trials if t["status"] == "pruned"]
+            row.append(
+                "; ".join(
+                    f"{t.get('rung')}, {'' if t.get(metric) is None else f'{scale * t[metric]:.2f}'}"
+                    for t in pruned
+                )
+            )
         done = {t["trial_id"] for t in c.done}
         row.append(
             " ".join(t["trial_id"] + ("" if t["trial_id"] in done else f" ({t['status']})") for t in c.trials)
