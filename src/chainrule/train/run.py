@@ -86,6 +86,7 @@ def train_run(
     raw: RawData | None = None,
     plots: bool = True,
     until_fraction: float | None = None,
+    data: Prepared | None = None,
 ) -> RunResult:
     """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
     what `cfg` was resolved from). Returns the folder, how it ended, and the summary.
@@ -95,14 +96,18 @@ def train_run(
     report.html (a sweep's trials: seconds of matplotlib each); everything else is written.
 
     `until_step` (or `until_fraction` of the run's steps, rounded up) pauses the run there: it is
-    checkpointed, its summary holds the metrics at that point, and `resume` continues it."""
+    checkpointed, its summary holds the metrics at that point, and `resume` continues it.
+
+    `data` is `prepare(raw, cfg)` already made (a sweep worker reuses it across trials with the
+    same split and preprocessing); it is only read."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
     preflight(cfg)
     t0 = time.perf_counter()
-    if raw is None:
-        raw = load_raw(cfg)
-    data = prepare(raw, cfg)
+    if data is None:
+        if raw is None:
+            raw = load_raw(cfg)
+        data = prepare(raw, cfg)
     load_time = time.perf_counter() - t0
     if resume is not None:
         run_dir = Path(resume)
