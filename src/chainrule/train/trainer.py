@@ -332,7 +332,10 @@ class Trainer:
                 if epoch != perm_epoch:
                     perm, perm_epoch = self._permutation(epoch), epoch
                 idx = perm[pos * bs : (pos + 1) * bs]
-                xb = np.take(x, idx, axis=0, out=xbuf) if idx.size == bs else x[idx]
+                # mode="clip": with the default "raise", NumPy gathers into a fresh temporary and
+                # copies it into `out` (a page-faulting allocation per step: 3-4x slower gather,
+                # 25-30% of a small MLP's step); the indices come from a permutation, never clipped
+                xb = np.take(x, idx, axis=0, out=xbuf, mode="clip") if idx.size == bs else x[idx]
                 yb = y[idx]
                 if augment:  # a generator per step: a resumed run draws the same crops
                     rng = np.random.default_rng([cfg.seed, 11, step])
