@@ -236,6 +236,15 @@ def rung_trajectories(
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    # a few failed trials (10% accuracy) would squash the range that matters: the axis starts a
+    # little below the 10th percentile, and what lies below is drawn on the edge as a triangle
+    every = np.asarray([v for _, y, _ in trajectories for v in y], float)
+    low = None
+    if every.size >= 5:
+        lo, hi = float(np.percentile(every, 10)), float(every.max())
+        low = lo - 0.15 * max(hi - lo, 1e-9)
+        if float(every.min()) >= low:
+            low = None
     n_done = 0
     for x, y, finished in sorted(trajectories, key=lambda t: t[2]):  # finished ones drawn on top
         if finished:
@@ -243,7 +252,15 @@ def rung_trajectories(
         style = dict(color=f"C{n_done % 10}", lw=1.6, alpha=0.95, zorder=3) if finished else dict(
             color="0.6", lw=0.8, alpha=0.6, zorder=2
         )
-        ax.plot(x, y, "o-", ms=3, **style)
+        yy = np.asarray(y, float)
+        if low is not None:
+            below = yy < low
+            yy = np.where(below, low, yy)
+            if below.any():
+                ax.plot(np.asarray(x, float)[below], yy[below], "v", ms=5, color=style["color"], zorder=4)
+        ax.plot(x, yy, "o-", ms=3, **style)
+    if low is not None:
+        ax.set_ylim(bottom=low)
     ax.set_xscale("log")
     xs = sorted({round(float(v), 6) for x, _, _ in trajectories for v in x})
     if xs:
