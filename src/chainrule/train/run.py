@@ -124,7 +124,7 @@ def train_run(
     log(
         f"chainrule: {cfg.name}: {cfg.dataset} {data.x_train.shape[0]} train / "
         f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
-        f"model {data.in_features}-{'-'.join(map(str, cfg.hidden_sizes + [data.num_classes]))}, "
+        f"model {_model_line(cfg, data)}, "
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
