@@ -5,18 +5,15 @@ then `--resume`, and a schema-1 database migrated in place."""
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from sweep_kill import kill_9_sweep_when
 
 from chainrule.cli import main
-from chainrule.sweep import SpecError, Store, StoreError, parse_spec
+from chainrule.sweep import SpecError, Store, parse_spec
 from chainrule.sweep.halving import Rungs
 from chainrule.sweep.spec import Halving
 from chainrule.train import TrainConfig, train_run
@@ -188,13 +185,6 @@ def test_halving_sweep_end_to_end(tmp_path, capsys):
     assert db(out)[0] == trials
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 SLOW = SPEC.replace("hidden_sizes = [8]\nbatch_size = 32", "hidden_sizes = [48]\nbatch_size = 8")
 
 
@@ -203,32 +193,12 @@ def test_kill_9_mid_halving_then_resume(tmp_path, capsys):
     spec = tmp_path / "slow.toml"
     spec.write_text(SLOW)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "chainrule.cli", "sweep", str(spec), "--out", str(out), "--workers", "2"]
-    cmd += ["--quiet", "--no-report"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:  # kill when some trials are paused and others running
-            time.sleep(0.05)
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                trials, _ = db(out)
-            except (StoreError, sqlite3.OperationalError):
-                continue
-            states = [t["status"] for t in trials.values()]
-            if states.count("paused") >= 2 and "running" in states:
-                workers = _children(proc.pid)
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        else:
-            pytest.fail("the sweep never got mid-way")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    t0 = time.monotonic()
-    while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() - t0 < 10:
-        time.sleep(0.1)
+
+    def some_paused_some_running(trials: dict[str, dict]) -> bool:
+        states = [t["status"] for t in trials.values()]
+        return states.count("paused") >= 2 and "running" in states
+
+    kill_9_sweep_when(spec, out, some_paused_some_running)
     killed, killed_rungs = db(out)
     assert [t for t in killed.values() if t["status"] == "running"]
     assert main(["sweep", "--resume", str(out), "--workers", "2", "--no-report"]) == 0

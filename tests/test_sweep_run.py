@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from sweep_kill import kill_9_sweep_when
 
 from chainrule.cli import main
-from chainrule.sweep import Store, StoreError
+from chainrule.sweep import Store
 from chainrule.train import read_metrics
 
 SPEC = """
@@ -187,69 +184,19 @@ lr = [0.01, 0.02]
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # gone (or reaped between two looks)
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kill -9 and /proc: Linux")
 def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys):
     spec = tmp_path / "slow.toml"
     spec.write_text(SLOW)
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "chainrule.cli",
-        "sweep",
-        str(spec),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--quiet",
-        "--no-report",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    workers: list[int] = []
-    try:
-        while time.monotonic() < deadline:  # kill when one trial is done and others are mid-way
-            time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                trials = db_trials(out)
-            except StoreError:  # not created yet
-                continue
-            running = [t for t in trials.values() if t["status"] == "running"]
-            done = [t for t in trials.values() if t["status"] == "completed"]
-            mid = [t for t in running if (out / "trials" / t["trial_id"] / "metrics.jsonl").is_file()]
-            if done and mid:
-                workers = _children(proc.pid)
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        else:
-            pytest.fail("the sweep never got mid-way")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert workers, "the coordinator had no worker processes"
-    t0 = time.monotonic()
-    while any(_alive(w) for w in workers) and time.monotonic() - t0 < 10:
-        time.sleep(0.1)
-    assert not [w for w in workers if _alive(w)], "workers outlived the coordinator"
+
+    def one_done_others_mid_way(trials: dict[str, dict]) -> bool:
+        running = [t for t in trials.values() if t["status"] == "running"]
+        done = [t for t in trials.values() if t["status"] == "completed"]
+        mid = [t for t in running if (out / "trials" / t["trial_id"] / "metrics.jsonl").is_file()]
+        return bool(done and mid)
+
+    kill_9_sweep_when(spec, out, one_done_others_mid_way)
 
     killed = db_trials(out)
     was_running = {tid for tid, t in killed.items() if t["status"] == "running"}

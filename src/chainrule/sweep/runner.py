@@ -232,19 +232,18 @@ def _run_locked(
         if retry_failed:
             store.reset(t["trial_id"] for t in store.trials("failed"))
         halving = halving_of(store.get_meta("spec") or "")
-        rungs = (
-            Rungs(halving, store.rungs(), {t["trial_id"]: t["rung"] for t in store.trials("paused")})
-            if halving is not None
-            else None
-        )
+        paused = store.trials("paused")
         todo = store.trials("running") + store.trials("pending")
-        if rungs is None:  # a spec that dropped [halving]: its paused trials simply run to the end
-            todo += store.trials("paused")
+        rungs, waiting = None, []  # waiting: paused at a rung, may be promoted
+        if halving is not None:
+            rungs = Rungs(halving, store.rungs(), {t["trial_id"]: t["rung"] for t in paused})
+            waiting = paused
+        else:  # a spec that dropped [halving]: its paused trials simply run to the end
+            todo += paused
         todo.sort(key=lambda t: t["number"])
         counts = store.counts()
         total = sum(counts.values())
         write_csv(store, out)
-        waiting = store.trials("paused") if rungs is not None else []  # at a rung, may be promoted
         busy_max = len(todo) + len(waiting)
         if check_data and backend_name == "local" and busy_max:
             _check_data(todo + waiting)

@@ -333,8 +333,8 @@ class Trainer:
                     perm, perm_epoch = self._permutation(epoch), epoch
                 idx = perm[pos * bs : (pos + 1) * bs]
                 # mode="clip": with the default "raise", NumPy gathers into a fresh temporary and
-                # copies it into `out` (a page-faulting allocation per step: 3-4x slower gather,
-                # 25-30% of a small MLP's step); the indices come from a permutation, never clipped
+                # copies it into `out` every step (11% of seed 004's grid, docs/benchmarks.md); the
+                # indices come from a permutation, so nothing is ever clipped
                 xb = np.take(x, idx, axis=0, out=xbuf, mode="clip") if idx.size == bs else x[idx]
                 yb = y[idx]
                 if augment:  # a generator per step: a resumed run draws the same crops
