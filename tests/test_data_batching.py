@@ -112,6 +112,19 @@ def test_random_flip_matches_a_loop():
     np.testing.assert_array_equal(data.random_flip(x, rng=0, p=0.0), x)
 
 
+def test_flip_where_flips_exactly_the_masked_images():
+    x = np.arange(5 * 2 * 3 * 4, dtype=np.uint8).reshape(5, 2, 3, 4)
+    mask = np.array([True, False, False, True, False])
+    out = data.flip_where(x, mask)
+    for i in range(5):
+        np.testing.assert_array_equal(out[i], x[i, :, :, ::-1] if mask[i] else x[i])
+    assert out.dtype == np.uint8 and not np.shares_memory(out, x)
+    with pytest.raises(ValueError, match=r"flip_where: mask must be a bool array of shape \(5,\)"):
+        data.flip_where(x, np.ones(4, bool))
+    with pytest.raises(ValueError, match="flip_where: mask must be a bool array"):
+        data.flip_where(x, np.ones(5, int))
+
+
 def test_augment_rejects_flat_input():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         data.random_crop(np.zeros((4, 10)))

@@ -119,8 +119,11 @@ def test_halving_metric_must_be_measured():
     with pytest.raises(SpecError, match=r"needs a validation split, but trial \w+ has val_fraction = 0"):
         parse_spec(SPEC.replace("epochs = 9", "epochs = 9\nval_fraction = 0"), source="h.toml")
     with pytest.raises(SpecError, match="needs train_eval_size > 0"):
-        parse_spec(SPEC.replace("epochs = 9", "epochs = 9\ntrain_eval_size = 0").replace(
-            "reduction_factor = 3", 'metric = "train_loss"'))
+        parse_spec(
+            SPEC.replace("epochs = 9", "epochs = 9\ntrain_eval_size = 0").replace(
+                "reduction_factor = 3", 'metric = "train_loss"'
+            )
+        )
 
 
 def test_promotion_rule():

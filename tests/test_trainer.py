@@ -82,6 +82,7 @@ def test_same_seed_gives_bit_identical_metrics_and_weights():
             lr_window=4,
             random_crop=True,
             random_flip=True,
+            alternate_flip=True,
             crop_padding=1,
             l2=1e-3,
             batch_norm=True,
@@ -272,6 +273,28 @@ def test_augment_batch_flip_and_crop():
         assert ok
 
 
+def test_alternating_flip_shows_each_image_both_ways_in_two_epochs():
+    cfg = small_cfg(random_flip=True, alternate_flip=True, batch_size=600, epochs=4.0, train_eval_size=0)
+    tr = Trainer(cfg, data_for(cfg))
+    seen: list[np.ndarray] = []
+    train_step = tr.engine.train_step
+    tr.engine.train_step = lambda xb, yb: (seen.append(xb.copy()), train_step(xb, yb))[1]
+    tr.fit()
+    x = tr.data.x_train.reshape(-1, *tr.data.image_shape)
+    flips = []
+    for epoch, xb in enumerate(seen):  # one step per epoch: the batch is the epoch's permutation
+        perm = tr._permutation(epoch)
+        img = xb.reshape(-1, *tr.data.image_shape)
+        flipped = np.array([np.array_equal(img[j], x[i, :, :, ::-1]) for j, i in enumerate(perm)])
+        assert all(flipped[j] or np.array_equal(img[j], x[i]) for j, i in enumerate(perm))
+        flips.append(np.empty_like(flipped))
+        flips[-1][perm] = flipped  # by image
+    assert len(flips) == 4 and 200 < flips[0].sum() < 400
+    np.testing.assert_array_equal(flips[1], ~flips[0])
+    np.testing.assert_array_equal(flips[2], flips[0])
+    np.testing.assert_array_equal(flips[3], ~flips[0])
+
+
 def test_trainer_learns_the_synthetic_task():
     tr, res = fit(small_cfg(epochs=4.0))
     last = tr.history.evals[-1]
@@ -300,4 +323,3 @@ def test_no_validation_and_no_train_evaluation_still_completes():
     cfg = small_cfg(val_fraction=0.0, train_eval_size=0)
     tr, res = fit(cfg)
     assert res.status == "completed" and tr.history.evals[-1]["test_acc"] > 0.5
-

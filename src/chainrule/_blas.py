@@ -38,8 +38,10 @@ def _load() -> dict[str, tuple[object, object]]:
         ):
             try:
                 fns = {
-                    kind: (getattr(lib, f"{prefix}{t}axpby{suffix}"),
-                           getattr(lib, f"{prefix}{t}axpy{suffix}"))
+                    kind: (
+                        getattr(lib, f"{prefix}{t}axpby{suffix}"),
+                        getattr(lib, f"{prefix}{t}axpy{suffix}"),
+                    )
                     for t, kind in (("s", "float32"), ("d", "float64"))
                 }
             except AttributeError:

@@ -7,7 +7,7 @@
 ...     ...
 """
 
-from .augment import random_crop, random_flip
+from .augment import flip_where, random_crop, random_flip
 from .batching import BatchIterator
 from .cache import cache_dir, user_cache_dir
 from .cifar import read_cifar10
@@ -32,6 +32,7 @@ __all__ = [
     "data_roots",
     "download_url",
     "flatten",
+    "flip_where",
     "get_spec",
     "load",
     "load_folder",

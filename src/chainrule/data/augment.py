@@ -57,7 +57,23 @@ def random_flip(x: np.ndarray, rng: np.random.Generator | int | None = None, p: 
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"random_flip: expected (N, C, H, W), got shape {x.shape}")
-    flip = _rng(rng).random(len(x)) < p
+    return flip_where(x, _rng(rng).random(len(x)) < p)
+
+
+def flip_where(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mirror left-right the images where `mask` is True (e.g. airbench's alternating flip: a random
+    mask in the first epoch, its negation in every odd epoch, so each image is seen both ways).
+
+    Shape: x (N, C, H, W), mask (N,) bool -> (N, C, H, W), new array.
+    """
+    x = np.asarray(x)
+    mask = np.asarray(mask)
+    if x.ndim != 4:
+        raise ValueError(f"flip_where: expected (N, C, H, W), got shape {x.shape}")
+    if mask.dtype != np.bool_ or mask.shape != (len(x),):
+        raise ValueError(
+            f"flip_where: mask must be a bool array of shape ({len(x)},), got {mask.dtype} {mask.shape}"
+        )
     out = x.copy()
-    out[flip] = x[flip, :, :, ::-1]
+    out[mask] = x[mask, :, :, ::-1]
     return out

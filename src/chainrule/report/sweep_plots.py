@@ -249,8 +249,10 @@ def rung_trajectories(
     for x, y, finished in sorted(trajectories, key=lambda t: t[2]):  # finished ones drawn on top
         if finished:
             n_done += 1
-        style = dict(color=f"C{n_done % 10}", lw=1.6, alpha=0.95, zorder=3) if finished else dict(
-            color="0.6", lw=0.8, alpha=0.6, zorder=2
+        style = (
+            dict(color=f"C{n_done % 10}", lw=1.6, alpha=0.95, zorder=3)
+            if finished
+            else dict(color="0.6", lw=0.8, alpha=0.6, zorder=2)
         )
         yy = np.asarray(y, float)
         if low is not None:

@@ -293,7 +293,11 @@ def _run_locked(
                             task["until_fraction"] = rungs.fraction(target)
                         pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
                         progress.started(
-                            t["trial_id"], t["params"], run_dir, t["seed"], resumed,
+                            t["trial_id"],
+                            t["params"],
+                            run_dir,
+                            t["seed"],
+                            resumed,
                             note=f"promoted to rung {target}" if promoted else None,
                         )
                     if not pool.busy:

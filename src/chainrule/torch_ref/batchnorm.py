@@ -69,33 +69,60 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
-        check_batchnorm_input(x, None, True, "BatchNormFunction")
-        d = x.shape[1]
-        if gamma.shape != (d,) or beta.shape != (d,):
-            raise ValueError(
-                f"BatchNormFunction: gamma and beta must have shape ({d},), got {tuple(gamma.shape)} "
-                f"and {tuple(beta.shape)}"
-            )
-        mean = x.mean(dim=0)  # (D,)
-        centred = x - mean  # (N, D)
-        var = (centred * centred).mean(dim=0)  # (D,) biased
-        inv_std = torch.rsqrt(var + eps)  # (D,)
-        xhat = centred * inv_std  # (N, D)
-        ctx.save_for_backward(xhat, inv_std, gamma)
-        return gamma * xhat + beta
+        return _eq20_forward(ctx, x, gamma, beta, eps)[0]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: torch.Tensor):
-        xhat, inv_std, gamma = ctx.saved_tensors
-        need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
-        sum_dy = dy.sum(dim=0) if need_x or need_beta else None  # (D,)
-        sum_dy_xhat = (dy * xhat).sum(dim=0) if need_x or need_gamma else None  # (D,)
-        dx = None
-        if need_x:
-            n = dy.shape[0]
-            dx = (gamma * inv_std / n) * (n * dy - sum_dy - xhat * sum_dy_xhat)  # eq. 20
-        return dx, sum_dy_xhat if need_gamma else None, sum_dy if need_beta else None, None
+        return _eq20_backward(ctx, dy)
+
+
+def _eq20_forward(
+    ctx: Any, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """y, and the batch mean and biased variance; saves what `_eq20_backward` needs."""
+    check_batchnorm_input(x, None, True, "BatchNormFunction")
+    d = x.shape[1]
+    if gamma.shape != (d,) or beta.shape != (d,):
+        raise ValueError(
+            f"BatchNormFunction: gamma and beta must have shape ({d},), got {tuple(gamma.shape)} "
+            f"and {tuple(beta.shape)}"
+        )
+    mean = x.mean(dim=0)  # (D,)
+    centred = x - mean  # (N, D)
+    var = (centred * centred).mean(dim=0)  # (D,) biased
+    inv_std = torch.rsqrt(var + eps)  # (D,)
+    xhat = centred * inv_std  # (N, D)
+    ctx.save_for_backward(xhat, inv_std, gamma)
+    return gamma * xhat + beta, mean, var
+
+
+def _eq20_backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    xhat, inv_std, gamma = ctx.saved_tensors
+    need_x, need_gamma, need_beta = ctx.needs_input_grad[:3]
+    sum_dy = dy.sum(dim=0) if need_x or need_beta else None  # (D,)
+    sum_dy_xhat = (dy * xhat).sum(dim=0) if need_x or need_gamma else None  # (D,)
+    dx = None
+    if need_x:
+        n = dy.shape[0]
+        dx = (gamma * inv_std / n) * (n * dy - sum_dy - xhat * sum_dy_xhat)  # eq. 20
+    return dx, sum_dy_xhat if need_gamma else None, sum_dy if need_beta else None, None
+
+
+class _BatchNormFunctionWithStats(torch.autograd.Function):
+    """`BatchNormFunction` that also returns the batch mean and biased variance (no gradient), so
+    `BatchNormManual` updates its running statistics without computing them a second time."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
+        y, mean, var = _eq20_forward(ctx, x, gamma, beta, eps)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dy: torch.Tensor, _dmean: torch.Tensor | None, _dvar: torch.Tensor | None):
+        return _eq20_backward(ctx, dy)
 
 
 class _BatchNormModule(nn.Module):
@@ -189,7 +216,7 @@ class BatchNormManual(_BatchNormModule):
 
     Training: y = BatchNormFunction.apply(x, gamma, beta, eps); the running statistics are
               updated as in torch.nn.BatchNorm1d (momentum 0.1, unbiased running variance), from
-              the batch mean and variance computed once more without gradient.
+              the batch mean and variance the forward computed.
     Eval:     y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta (elementwise in x,
               autograd's backward is dy * gamma / sqrt(running_var + eps)).
 
@@ -206,7 +233,6 @@ class BatchNormManual(_BatchNormModule):
     """
 
     def _train_forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            var, mean = torch.var_mean(x, dim=0, correction=0)  # (D,), (D,)
+        y, mean, var = _BatchNormFunctionWithStats.apply(x, self.gamma, self.beta, self.eps)
         self._update_running_stats(mean, var, x.shape[0])
-        return BatchNormFunction.apply(x, self.gamma, self.beta, self.eps)
+        return y

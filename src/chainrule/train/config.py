@@ -87,6 +87,12 @@ class TrainConfig:
     )
     random_crop: bool = _f(False, "augment: random crop after zero padding by --crop-padding pixels", "data")
     random_flip: bool = _f(False, "augment: random horizontal flip (CIFAR-10; not for digits)", "data")
+    alternate_flip: bool = _f(
+        False,
+        "augment, with --random-flip: flip each image at random in the first epoch, then the other "
+        "way in each next epoch (airbench's alternating flip: every image is seen both ways)",
+        "data",
+    )
     crop_padding: int = _f(4, "padding of the random crop", "data")
 
     # ---- model ---------------------------------------------------------------------------------
@@ -244,6 +250,12 @@ class TrainConfig:
         _check(0.0 <= self.warmup_start <= 1.0, "warmup_start", self.warmup_start, "in [0, 1]")
         _check(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in [0, 1)")
         _check(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
+        _check(
+            not self.alternate_flip or self.random_flip,
+            "alternate_flip",
+            self.alternate_flip,
+            "used with --random-flip",
+        )
         _check(
             all(isinstance(h, int) and h > 0 for h in self.hidden_sizes),
             "hidden_sizes",

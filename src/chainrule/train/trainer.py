@@ -105,19 +105,22 @@ def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
 def augment_batch(
     x: np.ndarray,
     shape: tuple[int, int, int],
-    flip: bool,
+    flip: bool | np.ndarray,
     padding: int,
     rng: np.random.Generator,
     fill: float | np.ndarray = 0,
 ) -> np.ndarray:
-    """Random horizontal flip (p = 0.5) and/or random crop after padding by `padding` pixels with
+    """Horizontal flip (at random with p = 0.5 when `flip` is True; where a (B,) bool `flip` says)
+    and/or random crop after padding by `padding` pixels with
     `fill`, for a flattened float batch (B, C*H*W) (fill 0: the mean after standardization) or a
     uint8 image batch (B, C, H, W) (fill: the channel means in 0..255); `chainrule.data.augment`
     does the work on the (B, C, H, W) view. Returns a new array."""
-    from chainrule.data import random_crop, random_flip
+    from chainrule.data import flip_where, random_crop, random_flip
 
     img = x.reshape(x.shape[0], *shape)
-    if flip:
+    if isinstance(flip, np.ndarray):
+        img = flip_where(img, flip)
+    elif flip:
         img = random_flip(img, rng)
     if padding > 0:
         img = random_crop(img, padding, rng, fill=fill)
@@ -312,6 +315,8 @@ class Trainer:
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
         fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
+        # alternating flip: one random bit per image, negated in odd epochs
+        flip_bits = np.random.default_rng([cfg.seed, 13]).random(len(x)) < 0.5 if cfg.alternate_flip else None
         progress = self.progress
         if self.step == 0 and not hist.evals:
             self._remember_good()
@@ -339,7 +344,8 @@ class Trainer:
                 yb = y[idx]
                 if augment:  # a generator per step: a resumed run draws the same crops
                     rng = np.random.default_rng([cfg.seed, 11, step])
-                    xb = augment_batch(xb, self.data.image_shape, cfg.random_flip, pad, rng, fill)
+                    flip = cfg.random_flip if flip_bits is None else flip_bits[idx] ^ bool(epoch % 2)
+                    xb = augment_batch(xb, self.data.image_shape, flip, pad, rng, fill)
                 lr = schedule.lr if stateful else schedule(step)
                 engine.set_lr(lr)
                 loss = engine.train_step(xb, yb)
