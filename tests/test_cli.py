@@ -181,7 +181,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
         (["train", "--config", "/nonexistent/x.toml"], "does not exist"),
         (["train", "--optimizer", "adam", "--nesterov"], "nesterov"),
         (["train", "--early-stopping", "--val-fraction", "0"], "val_fraction"),
-        (["train", "--alternate-flip"], "alternate_flip = True is invalid: it must be used with --random-flip"),
+        (["train", "--alternate-flip"], "it must be used with --random-flip"),
         (["evaluate", "/nonexistent/run"], "does not exist"),
         (["train", "--resume", "/nonexistent/run"], "not a run folder"),
         (["predict", "/nonexistent/run"], "the following arguments are required: IMAGE"),

@@ -1,9 +1,11 @@
 """SIGTERM (a scheduler preempting a job, `kill`) stops `chainrule train` and `chainrule sweep` like
-Ctrl-C: exit 130, a line saying how to continue, and `--resume` finishes the work."""
+Ctrl-C: exit 130, a line saying how to continue, and `--resume` finishes the work. A training run
+stops after its current step and checkpoints that step; a second signal stops it at once."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +13,10 @@ import time
 
 import pytest
 
+from chainrule._interrupt import stop_on_signals, stop_requested
 from chainrule.cli import main
 from chainrule.sweep import Store
+from chainrule.train import load_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -43,17 +47,31 @@ def test_sigterm_stops_training_with_a_resumable_checkpoint(tmp_path, capsys):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted at step" in err and "continue with: chainrule train --resume" in err
+    assert "SIGTERM: stopping after this step" in err
+    assert "checkpoint saved; continue with: chainrule train --resume" in err
     (run,) = out.iterdir()
-    assert (run / "checkpoint.npz").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 0 < summary["steps"] < 200000
+    # the checkpoint is of the step it stopped at, not of the last evaluation (every 200 steps)
+    assert load_checkpoint(run / "checkpoint.npz")["step"] == summary["steps"]
+    assert f"interrupted at step {summary['steps']}; checkpoint saved" in err
     # the run goes on from its checkpoint (stopped again at once by --pause-at)
     step = summary["steps"]
     rc = main(["train", "--resume", str(run), "--pause-at", str(step + 400), "--quiet"])
     assert rc == 0
     assert json.loads((run / "summary.json").read_text())["status"] == "paused"
     capsys.readouterr()
+
+
+def test_the_first_signal_asks_for_a_stop_the_second_raises():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals():
+        assert not stop_requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert not stop_requested() and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_sigterm_stops_a_sweep_that_resumes(tmp_path, capsys):

@@ -118,6 +118,29 @@ def test_resume_from_mid_epoch_checkpoint_matches_uninterrupted_run(tmp_path, kw
         assert np.array_equal(pa.data, pb.data)
 
 
+def test_a_stop_request_checkpoints_the_current_step_and_resumes_bit_identically(tmp_path, monkeypatch):
+    import chainrule.train.trainer as trainer_mod
+
+    cfg = small_cfg(dropout=0.1, eval_every=7, schedule="cosine")
+    full, rfull = fit(cfg, tmp_path / "full")
+    tr = Trainer(cfg, data_for(cfg), tmp_path / "part")
+    monkeypatch.setattr(trainer_mod, "stop_requested", lambda: tr.step >= 30)  # 30: mid-epoch, no eval
+    res = tr.fit()
+    assert res.status == "interrupted" and res.step == 30
+    assert res.message == "interrupted at step 30; checkpoint saved"
+    assert tr.last_checkpoint_step == 30
+    assert load_checkpoint(tmp_path / "part" / "checkpoint.npz")["step"] == 30
+    monkeypatch.undo()
+    resumed = Trainer(cfg, data_for(cfg), tmp_path / "part")
+    resumed.resume()
+    assert resumed.step == 30
+    assert resumed.fit().status == rfull.status
+    assert strip_time(resumed.history.evals) == strip_time(full.history.evals)
+    assert np.array_equal(resumed.history.loss[: resumed.step], full.history.loss[: full.step])
+    for (_, pa), (_, pb) in zip(resumed.model.named_parameters(), full.model.named_parameters(), strict=True):
+        assert np.array_equal(pa.data, pb.data)
+
+
 # ---- divergence ------------------------------------------------------------------------------------
 def test_nan_stops_with_clear_message_and_keeps_a_valid_checkpoint(tmp_path):
     cfg = small_cfg(optimizer="sgd", lr=1e12, schedule="constant", epochs=5.0)

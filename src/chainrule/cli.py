@@ -291,19 +291,21 @@ def _differs_from_default(cfg: TrainConfig) -> bool:
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from chainrule._interrupt import stop_on_signals
     from chainrule.train.run import train_run
 
     cfg = resolve_config(args)
     if args.print_config:
         sys.stdout.write(dumps(cfg))
         return 0
-    result = train_run(
-        cfg,
-        resume=args.resume,
-        quiet=args.quiet,
-        until_step=args.pause_at,
-        command="chainrule " + shlex.join(argv),
-    )
+    with stop_on_signals():  # Ctrl-C / SIGTERM: stop after the current step with its checkpoint
+        result = train_run(
+            cfg,
+            resume=args.resume,
+            quiet=args.quiet,
+            until_step=args.pause_at,
+            command="chainrule " + shlex.join(argv),
+        )
     final = result.summary["final"]
     line = (
         f"{result.message}; test accuracy {100 * final['test_acc']:.2f}% (loss {final['test_loss']:.4f}); "
@@ -443,8 +445,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line. SIGTERM (`kill`, a cluster scheduler preempting the job) stops like Ctrl-C:
-    a training run keeps its last checkpoint and prints how to resume; a sweep leaves its running
-    trials to `--resume`."""
+    a training run finishes its current step, saves a checkpoint of it and prints how to resume (a
+    second signal stops at once, keeping the last checkpoint); a sweep leaves its running trials to
+    `--resume`."""
     import signal
     import threading
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule._interrupt import stop_requested
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .engine import Engine, TrainingDiverged, make_engine
@@ -366,6 +368,11 @@ class Trainer:
                         )
                         break
                 progress.update(self.step)
+                if stop_requested():  # the first Ctrl-C / SIGTERM under `stop_on_signals`
+                    status = "interrupted"
+                    saved = "; checkpoint saved" if self.run_dir is not None else ""
+                    message = f"interrupted at step {self.step}{saved}"
+                    break  # the checkpoint of this step is written below
             self.train_time = t_base + time.perf_counter() - t_start
             if status == "completed" and self.step < total:
                 status = "paused"
