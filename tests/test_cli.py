@@ -198,6 +198,14 @@ def test_bad_input_gives_one_line_and_exit_2(argv, needle, capsys):
     assert "Traceback" not in err and out == ""
 
 
+def test_a_run_that_cannot_start_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    argv = ["train", "--dataset", "synthetic", "--batch-norm", "--batch-size", "539", "--out", out]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and err.count("\n") == 1 and "leaves a last batch of 1" in err
+    assert list(out.iterdir()) == []
+
+
 def test_config_file_and_flag_precedence(tmp_path, capsys):
     conf = tmp_path / "c.toml"
     conf.write_text('[model]\nhidden_sizes = [7, 5]\nactivation = "tanh"\n[optim]\nlr = 0.5\n')

@@ -12,6 +12,7 @@ import pytest
 
 from chainrule.train import (
     CheckpointError,
+    ConfigError,
     EarlyStopping,
     History,
     TrainConfig,
@@ -316,6 +317,29 @@ def test_alternating_flip_shows_each_image_both_ways_in_two_epochs():
     np.testing.assert_array_equal(flips[1], ~flips[0])
     np.testing.assert_array_equal(flips[2], flips[0])
     np.testing.assert_array_equal(flips[3], ~flips[0])
+
+
+def test_drop_last_trains_on_full_batches_only():
+    cfg = small_cfg(batch_size=64, drop_last=True, epochs=2.0)  # 540 training samples: 8 batches, 28 left
+    tr = Trainer(cfg, data_for(cfg))
+    sizes: list[int] = []
+    train_step = tr.engine.train_step
+    tr.engine.train_step = lambda xb, yb: (sizes.append(len(yb)), train_step(xb, yb))[1]
+    assert tr.fit().status == "completed"
+    assert tr.steps_per_epoch == 8 and sizes == [64] * 16
+    assert Trainer(small_cfg(batch_size=64), data_for(cfg)).steps_per_epoch == 9  # the default keeps it
+
+
+def test_a_last_batch_of_one_sample_under_batch_norm_is_refused_before_training():
+    cfg = small_cfg(batch_norm=True, batch_size=539)  # 540 training samples
+    with pytest.raises(
+        ConfigError, match=r"batch_size = 539 leaves a last batch of 1 of the 540 .*drop-last"
+    ):
+        Trainer(cfg, data_for(cfg))
+    assert fit(small_cfg(batch_size=539))[1].status == "completed"  # no batch norm: one sample is fine
+    assert fit(small_cfg(batch_norm=True, batch_size=539, drop_last=True))[1].status == "completed"
+    with pytest.raises(ConfigError, match="fewer than one batch of 1000"):
+        Trainer(small_cfg(batch_size=1000, drop_last=True), data_for(cfg))
 
 
 def test_trainer_learns_the_synthetic_task():

@@ -94,6 +94,12 @@ class TrainConfig:
         "data",
     )
     crop_padding: int = _f(4, "padding of the random crop", "data")
+    drop_last: bool = _f(
+        False,
+        "drop each epoch's last, smaller batch (every step sees --batch-size samples; the dropped "
+        "samples change from epoch to epoch with the shuffle)",
+        "data",
+    )
 
     # ---- model ---------------------------------------------------------------------------------
     hidden_sizes: list[int] = _f(

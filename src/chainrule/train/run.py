@@ -64,6 +64,17 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     raise ConfigError(f"cannot create a run folder in {base}")
 
 
+def _remove_unstarted(run_dir: Path) -> None:
+    """Remove what `train_run` wrote into a new run folder before training could start, then the
+    folder if nothing else is in it (a `--run-dir` the user filled is left alone)."""
+    for name in ("config.toml", "preprocess.json", CHECKPOINT):
+        (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
 def _preprocess_info(cfg: TrainConfig, data: Prepared) -> dict[str, Any]:
     return {
         "dataset": cfg.dataset,
@@ -116,7 +127,12 @@ def train_run(
     atomic_write_text(run_dir / "config.toml", dumps(cfg))
     atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
     progress = Progress(1, enabled=not quiet, stream=stream)
-    trainer = Trainer(cfg, data, run_dir, progress)
+    try:
+        trainer = Trainer(cfg, data, run_dir, progress)
+    except BaseException:
+        if resume is None:  # a run that could not start leaves no folder behind
+            _remove_unstarted(run_dir)
+        raise
     progress.total = trainer.total_steps
     if resume is not None:
         trainer.resume()

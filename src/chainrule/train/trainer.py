@@ -165,7 +165,19 @@ class Trainer:
         self.n_train = int(data.y_train.size)
         if self.n_train == 0:
             raise ConfigError("the training split is empty")
-        self.steps_per_epoch = math.ceil(self.n_train / cfg.batch_size)
+        bs, remainder = cfg.batch_size, self.n_train % cfg.batch_size
+        if cfg.drop_last and self.n_train < bs:
+            raise ConfigError(
+                f"drop_last: the training split has {self.n_train} samples, fewer than one batch of "
+                f"{bs}; use a smaller --batch-size"
+            )
+        if remainder == 1 and not cfg.drop_last and (cfg.batch_norm or cfg.model != "mlp"):
+            # caught here, not at the end of the first epoch: batch norm cannot normalize one sample
+            raise ConfigError(
+                f"batch_size = {bs} leaves a last batch of 1 of the {self.n_train} training samples, "
+                "which batch norm cannot normalize; use --drop-last or another --batch-size"
+            )
+        self.steps_per_epoch = self.n_train // bs if cfg.drop_last else math.ceil(self.n_train / bs)
         self.total_steps = (
             cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
         )
