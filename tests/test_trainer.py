@@ -342,6 +342,19 @@ def test_a_last_batch_of_one_sample_under_batch_norm_is_refused_before_training(
         Trainer(small_cfg(batch_size=1000, drop_last=True), data_for(cfg))
 
 
+def test_no_eval_each_epoch_evaluates_only_every_eval_every_steps_and_at_the_end(tmp_path):
+    # 540 training samples, batch 32: 17 steps an epoch, 51 in all
+    cfg = small_cfg(eval_every=20, eval_each_epoch=False)
+    tr, res = fit(cfg, tmp_path / "run")
+    assert res.status == "completed"
+    assert [e["step"] for e in tr.history.evals] == [20, 40, 51]
+    tr2, _ = fit(small_cfg(eval_every=20))  # the default adds the epoch ends
+    assert [e["step"] for e in tr2.history.evals] == [17, 20, 34, 40, 51]
+    np.testing.assert_array_equal(tr.history.loss, tr2.history.loss)  # evaluating changes no step
+    with pytest.raises(ConfigError, match="eval_each_epoch = False is invalid: .*early stopping"):
+        small_cfg(eval_each_epoch=False, early_stopping=True, val_fraction=0.1)
+
+
 def test_trainer_learns_the_synthetic_task():
     tr, res = fit(small_cfg(epochs=4.0))
     last = tr.history.evals[-1]

@@ -186,6 +186,12 @@ class TrainConfig:
     epochs: float | None = _f(8.0, "epochs to train (ignored when --steps is set)", "train")
     steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
     eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
+    eval_each_epoch: bool = _f(
+        True,
+        "also evaluate (and checkpoint) at the end of every epoch "
+        "(--no-eval-each-epoch: only every --eval-every steps and at the end)",
+        "train",
+    )
     early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "train")
     monitor: str = _f("val_loss", "metric for early stopping, plateau and best weights", "train", MONITORS)
     patience: int = _f(3, "evaluations with relative improvement below --min-delta before stopping", "train")
@@ -294,11 +300,17 @@ class TrainConfig:
         _check(self.epochs is None or self.epochs > 0, "epochs", self.epochs, "> 0")
         _check(self.steps is None or self.steps >= 1, "steps", self.steps, ">= 1")
         _check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
+        needs_val = self.early_stopping or self.schedule == "plateau"
+        _check(
+            self.eval_each_epoch or self.eval_every > 0 or not needs_val,
+            "eval_each_epoch",
+            self.eval_each_epoch,
+            "on, or --eval-every set, when early stopping or the plateau schedule needs evaluations",
+        )
         _check(self.patience >= 1, "patience", self.patience, ">= 1")
         _check(self.loss_window >= 1, "loss_window", self.loss_window, ">= 1")
         _check(self.train_eval_size >= 0, "train_eval_size", self.train_eval_size, ">= 0")
         _check(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
-        needs_val = self.early_stopping or self.schedule == "plateau"
         _check(
             not needs_val or self.val_fraction > 0,
             "val_fraction",

@@ -314,7 +314,8 @@ class Trainer:
     def fit(self, until_step: int | None = None) -> FitResult:
         """Train up to `total_steps` (or until `until_step`, then checkpoint and return "paused").
 
-        Evaluates every `eval_every` steps and at the end of every epoch and of the run. A NaN/Inf
+        Evaluates every `eval_every` steps, at the end of every epoch (unless `eval_each_epoch` is
+        off) and at the end of the run. A NaN/Inf
         loss, gradient or weight stops training ("diverged"): the model is reset to the last
         good evaluation point and the last good checkpoint is left as it was.
         """
@@ -325,7 +326,7 @@ class Trainer:
         hist.ensure(total)
         xbuf = np.empty((bs, *x.shape[1:]), x.dtype)
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
-        eval_every = cfg.eval_every
+        eval_every, each_epoch = cfg.eval_every, cfg.eval_each_epoch
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
         fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
@@ -369,7 +370,11 @@ class Trainer:
                 hist.steps = self.step
                 if loss_ratio:
                     schedule.update(loss)
-                if (eval_every and self.step % eval_every == 0) or self.step % spe == 0 or self.step == total:
+                if (
+                    (eval_every and self.step % eval_every == 0)
+                    or (each_epoch and self.step % spe == 0)
+                    or self.step == total
+                ):
                     self.train_time = t_base + time.perf_counter() - t_start
                     stop = self._evaluation_point()
                     if stop:
