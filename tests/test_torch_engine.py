@@ -12,12 +12,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import chainrule.train.torch_engine as torch_engine  # noqa: E402
 from chainrule.cli import main  # noqa: E402
 from chainrule.train import TrainConfig, Trainer, load_checkpoint, prepare, synthetic, train_run  # noqa: E402
 from chainrule.train.compare import compare_engines, max_relative_difference  # noqa: E402
 from chainrule.train.engine import make_engine  # noqa: E402
 from chainrule.train.run import evaluate_run  # noqa: E402
-from chainrule.train.torch_engine import cpu_bf16_support  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -225,13 +225,31 @@ def test_bad_engine_flags_give_one_line_and_exit_2(tmp_path, capsys, flags, expe
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
-def test_bf16_on_a_cpu_without_support_is_one_line(tmp_path, capsys):
-    if cpu_bf16_support() is not None:
-        pytest.skip("this CPU supports bf16")
+def test_bf16_on_a_cpu_without_support_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch_engine, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
     rc, _, err = run_cli(
         ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--precision", "bf16"], capsys
     )
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "AVX512-BF16 or AMX" in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "flags, note", [({"avx512f", "avx512_bf16"}, True), ({"avx512_bf16", "amx_bf16", "amx_tile"}, False)]
+)
+def test_bf16_runs_where_the_cpu_has_it_and_says_when_it_will_not_be_faster(
+    tmp_path, capsys, monkeypatch, flags, note
+):
+    monkeypatch.setattr(torch_engine, "cpu_flags", lambda: flags)
+    rc, out, err = run_cli(
+        ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--precision", "bf16", "--epochs", "1"],
+        capsys,
+    )
+    assert rc == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    engine = json.loads((run_dir / "summary.json").read_text())["engine"]
+    assert "cpu bf16" in engine
+    assert ("AVX512-BF16 without AMX" in engine) is note
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):

@@ -46,7 +46,11 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_bf16_support() -> str | None:
-    """'amx' or 'avx512_bf16' when this CPU has fast bf16 matrix products, else None."""
+    """'amx' or 'avx512_bf16' when this CPU has native bf16 matrix instructions, else None.
+
+    Only AMX makes bf16 faster than fp32: on an AVX512-BF16 Xeon without AMX, torch's bf16 GEMM ran
+    at 165 against 223 GFLOP/s fp32, and bf16 training steps were 5-35% slower (docs/benchmarks.md).
+    """
     flags = cpu_flags()
     if "amx_bf16" in flags:
         return "amx"
@@ -370,7 +374,13 @@ class TorchEngine:
         return int(sum(p.numel() for p in self.model.parameters()))
 
     def describe(self) -> str:
+        cpu_bf16 = self.cfg.precision == "bf16" and self.device.type == "cpu"
+        slow_bf16 = (
+            " (AVX512-BF16 without AMX: bf16 is no faster than fp32 on such CPUs)"
+            if cpu_bf16 and cpu_bf16_support() == "avx512_bf16"
+            else ""
+        )
         return (
-            f"torch {torch.__version__.split('+')[0]} {self.device.type} {self.cfg.precision} "
+            f"torch {torch.__version__.split('+')[0]} {self.device.type} {self.cfg.precision}{slow_bf16} "
             f"{self.cfg.dtype}, {torch.get_num_threads()} threads"
         )
