@@ -185,6 +185,12 @@ class TrainConfig:
     batch_size: int = _f(256, "mini-batch size (1 = per-sample SGD)", "train")
     epochs: float | None = _f(8.0, "epochs to train (ignored when --steps is set)", "train")
     steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
+    time_budget: float | None = _f(
+        None,
+        "train for this many seconds: a few seconds of timing on this machine fix the number of steps "
+        "(overrides --epochs and --steps; config.toml records the steps)",
+        "train",
+    )
     eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
     eval_each_epoch: bool = _f(
         True,
@@ -300,6 +306,12 @@ class TrainConfig:
         _check(self.epochs is None or self.epochs > 0, "epochs", self.epochs, "> 0")
         _check(self.steps is None or self.steps >= 1, "steps", self.steps, ">= 1")
         _check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
+        _check(
+            self.time_budget is None or (math.isfinite(self.time_budget) and self.time_budget > 0),
+            "time_budget",
+            self.time_budget,
+            "> 0 seconds",
+        )
         needs_val = self.early_stopping or self.schedule == "plateau"
         _check(
             self.eval_each_epoch or self.eval_every > 0 or not needs_val,

@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,6 +28,7 @@ import numpy as np
 
 from chainrule._io import atomic_write_text
 
+from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, dumps, load_toml
 from .engine import preflight
 from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, transform
@@ -120,6 +121,13 @@ def train_run(
             raw = load_raw(cfg)
         data = prepare(raw, cfg)
     load_time = time.perf_counter() - t0
+    budget = None
+    if cfg.time_budget is not None and resume is None:
+        budget = plan_budget(cfg, data)
+        # the run is what was planned: config.toml holds the steps, so a rerun or resume repeats it
+        cfg = replace(cfg, time_budget=None, steps=budget.steps, epochs=None)
+    elif resume is not None:  # a resumed budget run keeps its plan in summary.json
+        budget = _previous_budget(Path(resume))
     if resume is not None:
         run_dir = Path(resume)
     else:
@@ -144,11 +152,29 @@ def train_run(
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
+    if budget is not None:
+        log(budget.line())
     if until_fraction is not None and until_fraction < 1.0:
         until_step = max(1, math.ceil(until_fraction * trainer.total_steps))
     result = trainer.fit(until_step=until_step)
-    summary = finalize(trainer, result, run_dir, load_time=load_time, command=command, plots=plots)
+    summary = finalize(
+        trainer,
+        result,
+        run_dir,
+        load_time=load_time,
+        command=command,
+        plots=plots,
+        extra={"time_budget": budget.as_dict()} if budget is not None else None,
+    )
     return RunResult(run_dir, result.status, result.message, summary)
+
+
+def _previous_budget(run_dir: Path) -> BudgetPlan | None:
+    try:
+        plan = json.loads((run_dir / "summary.json").read_text()).get("time_budget")
+        return BudgetPlan(**plan) if plan else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _model_line(cfg: TrainConfig, data: Prepared) -> str:
@@ -172,8 +198,10 @@ def finalize(
     load_time: float = 0.0,
     command: str | None = None,
     plots: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write model, metrics, summary and (with `plots`) plots and report for the model as it is now."""
+    """Write model, metrics, summary and (with `plots`) plots and report for the model as it is now.
+    `extra` entries are added to summary.json."""
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
     trainer.engine.save_model(run_dir / "model.npz")
     hist.write(run_dir)
@@ -220,6 +248,7 @@ def finalize(
             and result.status in ("completed", "early_stopped")
         ),
         "command": command or f"chainrule train --config {run_dir / 'config.toml'}",
+        **(extra or {}),
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=1) + "\n")
     if plots and result.status != "paused":  # a paused run gets its plots and report when it finishes

@@ -206,6 +206,7 @@ class Trainer:
         self.train_eval_idx = np.sort(np.random.default_rng([cfg.seed, 3]).permutation(self.n_train)[:k])
         self._last_eval_step = 0
         self._last_ckpt_time = 0.0
+        self._last_metrics_time = -math.inf
         from chainrule.nn import SoftmaxCrossEntropy  # evaluation loss, engine-independent
 
         self._eval_loss_fn = SoftmaxCrossEntropy()
@@ -450,7 +451,13 @@ class Trainer:
                 self.schedule.update(value)
         self._remember_good()
         if self.run_dir is not None:
-            self.history.write_evals(self.run_dir)
+            # metrics.jsonl/csv are rewritten whole (atomically, with an fsync): at most every 2 s
+            # of wall time, or a run with hundreds of short epochs spends most of its time here;
+            # `finalize` writes them at the end of a run however it ends
+            now = time.perf_counter()
+            if now - self._last_metrics_time > 2.0 or self.step == self.total_steps:
+                self.history.write_evals(self.run_dir)
+                self._last_metrics_time = now
             # checkpoint at most every 15 s of wall time (and always at the end of the run)
             if time.perf_counter() - self._last_ckpt_time > 15.0 or self.step == self.total_steps:
                 self.save_checkpoint()
