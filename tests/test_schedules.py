@@ -209,3 +209,19 @@ def test_the_config_offers_exactly_the_schedules_make_schedule_builds():
     from chainrule.train.config import SCHEDULES as CONFIG_SCHEDULES
 
     assert CONFIG_SCHEDULES == SCHEDULES
+
+
+def test_warmup_fraction_places_the_peak_at_a_share_of_the_run_and_follows_its_length():
+    from chainrule.train.config import load_recipe
+    from chainrule.train.trainer import build_schedule
+
+    # the fast recipes: the triangle's peak where their fixed warmup_steps put it before
+    for name, total, peak in (("cifar10-fast", 1564, 360), ("cifar10-fast-15", 4692, 1079)):
+        cfg = load_recipe(name)
+        sched = build_schedule(cfg, total)
+        lrs = [sched(s) for s in range(total)]
+        assert max(range(total), key=lrs.__getitem__) == peak
+    cfg = load_recipe("cifar10-fast")
+    sched = build_schedule(cfg, 1000)  # a shorter run (another --epochs, or --time-budget)
+    assert max(range(1000), key=lambda s: sched(s)) == 230
+    assert sched(230) == pytest.approx(cfg.lr)

@@ -169,6 +169,12 @@ class TrainConfig:
     # ---- learning-rate schedule ----------------------------------------------------------------
     schedule: str = _f("cosine", "learning-rate schedule", "schedule", SCHEDULES)
     warmup_steps: int = _f(0, "linear warmup steps (cosine), steps up to the peak (triangle)", "schedule")
+    warmup_fraction: float | None = _f(
+        None,
+        "warmup / peak step as a fraction of the run's steps, rounded (overrides --warmup-steps; "
+        "follows --epochs and --time-budget)",
+        "schedule",
+    )
     warmup_start: float = _f(0.0, "triangle: the learning rate at step 0, as a fraction of --lr", "schedule")
     decay_rate: float = _f(0.85, "factor for step_decay / exponential / plateau", "schedule")
     decay_steps: int = _f(250, "steps between decays (step_decay), time constant (exponential)", "schedule")
@@ -297,6 +303,12 @@ class TrainConfig:
         _check(0.0 < self.decay_rate <= 1.0, "decay_rate", self.decay_rate, "in (0, 1]")
         _check(self.decay_steps >= 1, "decay_steps", self.decay_steps, ">= 1")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
+        _check(
+            self.warmup_fraction is None or 0 <= self.warmup_fraction < 1,
+            "warmup_fraction",
+            self.warmup_fraction,
+            "in [0, 1)",
+        )
         _check(self.plateau_patience >= 1, "plateau_patience", self.plateau_patience, ">= 1")
         _check(self.lr_window >= 1, "lr_window", self.lr_window, ">= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")

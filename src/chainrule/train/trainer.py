@@ -61,20 +61,21 @@ def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
 
     name = cfg.schedule
     kw: dict[str, Any] = {}
+    warmup = cfg.warmup_steps if cfg.warmup_fraction is None else round(cfg.warmup_fraction * total_steps)
     if name == "step_decay":
         kw = {"gamma": cfg.decay_rate, "step_size": cfg.decay_steps}
     elif name == "exponential":  # lr * decay_rate ** (step / decay_steps), smoothly
         kw = {"gamma": cfg.decay_rate ** (1.0 / cfg.decay_steps)}
     elif name == "cosine":
         kw = {
-            "total_steps": max(total_steps, cfg.warmup_steps + 1),
-            "warmup_steps": cfg.warmup_steps,
+            "total_steps": max(total_steps, warmup + 1),
+            "warmup_steps": warmup,
             "min_lr": cfg.min_lr,
         }
     elif name == "triangle":
         kw = {
-            "total_steps": max(total_steps, cfg.warmup_steps + 1),
-            "peak_step": cfg.warmup_steps,
+            "total_steps": max(total_steps, warmup + 1),
+            "peak_step": warmup,
             "start_lr": cfg.warmup_start * cfg.lr,
             "min_lr": cfg.min_lr,
         }
