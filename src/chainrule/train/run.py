@@ -123,6 +123,12 @@ def train_run(
     load_time = time.perf_counter() - t0
     budget = None
     if cfg.time_budget is not None and resume is None:
+        if not quiet:
+            print(
+                f"chainrule: timing a few steps to fit the {cfg.time_budget:g} s budget ...",
+                file=stream,
+                flush=True,
+            )
         budget = plan_budget(cfg, data)
         # the run is what was planned: config.toml holds the steps, so a rerun or resume repeats it
         cfg = replace(cfg, time_budget=None, steps=budget.steps, epochs=None)
