@@ -70,3 +70,11 @@ def test_a_bad_budget_is_one_line_and_exit_2(value, capsys, tmp_path):
     rc, _, err = run_cli(["train", *TINY, "--time-budget", value, "--out-dir", tmp_path], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "time_budget" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_epochs_or_steps_on_the_command_line_replace_a_recipes_budget(capsys):
+    rc, out, _ = run_cli(["train", "--recipe", "cifar10-30min", "--print-config"], capsys)
+    assert rc == 0 and "\ntime_budget = 1740.0" in out
+    for flag in (["--epochs", "2"], ["--steps", "10"]):
+        rc, out, _ = run_cli(["train", "--recipe", "cifar10-30min", *flag, "--print-config"], capsys)
+        assert rc == 0 and "\ntime_budget =" not in out and "# time_budget =" in out

@@ -271,6 +271,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         changes["epochs"] = None  # --steps replaces a recipe's epochs
     if "epochs" in changes and changes["epochs"] is not None and "steps" not in changes:
         changes["steps"] = None
+    if any(changes.get(k) is not None for k in ("epochs", "steps")) and "time_budget" not in changes:
+        changes["time_budget"] = None  # --epochs / --steps replace a recipe's time budget
     cfg = cfg.replace(**changes)
     if "name" not in flags and cfg.name == TrainConfig.name and _differs_from_default(cfg):
         cfg = cfg.replace(name=cfg.dataset)  # a run that is not the default recipe is not named after it
