@@ -78,3 +78,13 @@ def test_epochs_or_steps_on_the_command_line_replace_a_recipes_budget(capsys):
     for flag in (["--epochs", "2"], ["--steps", "10"]):
         rc, out, _ = run_cli(["train", "--recipe", "cifar10-30min", *flag, "--print-config"], capsys)
         assert rc == 0 and "\ntime_budget =" not in out and "# time_budget =" in out
+
+
+def test_a_budget_works_with_the_plateau_schedule_and_early_stopping(tmp_path, capsys):
+    # the probe must not switch evaluations off in a way these settings refuse
+    for flags in (["--schedule", "plateau"], ["--early-stopping"]):
+        rc, _, err = run_cli(
+            ["train", *TINY, *flags, "--val-fraction", "0.1", "--time-budget", "1", "--out-dir", tmp_path],
+            capsys,
+        )
+        assert rc == 0, err

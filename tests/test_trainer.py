@@ -19,6 +19,7 @@ from chainrule.train import (
     Trainer,
     load_checkpoint,
     prepare,
+    read_metrics,
     resolve_data_root,
     save_checkpoint,
     synthetic,
@@ -351,6 +352,9 @@ def test_no_eval_each_epoch_evaluates_only_every_eval_every_steps_and_at_the_end
     tr2, _ = fit(small_cfg(eval_every=20))  # the default adds the epoch ends
     assert [e["step"] for e in tr2.history.evals] == [17, 20, 34, 40, 51]
     np.testing.assert_array_equal(tr.history.loss, tr2.history.loss)  # evaluating changes no step
+    assert [tr.evaluates_after(s) for s in range(1, 52)].count(True) == 3
+    # fit leaves metrics.jsonl complete however often it rewrote it during the run
+    assert [e["step"] for e in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [20, 40, 51]
     with pytest.raises(ConfigError, match="eval_each_epoch = False is invalid: .*early stopping"):
         small_cfg(eval_each_epoch=False, early_stopping=True, val_fraction=0.1)
 

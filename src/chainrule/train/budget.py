@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 from .config import ConfigError, TrainConfig
 from .prepare import Prepared
-from .trainer import Trainer
+from .trainer import Trainer, evaluations_per_step
 
 WARMUP_STEPS = 2  # first steps pay for allocations and oneDNN primitive creation
 PROBE_STEPS = 1_000_000  # the probe's nominal length (its schedule only; never reached)
@@ -49,9 +48,6 @@ class BudgetPlan:
             f"{self.eval_s:.3g} s an evaluation -> {self.steps} steps ({self.epochs:.2f} epochs)"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def steps_in_budget(budget: float, step_s: float, eval_s: float, evals_per_step: float) -> int:
     """The most steps whose training and evaluations (one at the end included) fit in `budget` s."""
@@ -66,15 +62,10 @@ def plan_budget(cfg: TrainConfig, data: Prepared, time_steps_s: float | None = N
     if budget is None:
         raise ValueError("plan_budget needs cfg.time_budget")
     target = time_steps_s if time_steps_s is not None else min(10.0, max(1.0, 0.02 * budget))
-    # the probe never evaluates on its own (its steps would include evaluation time)
-    probe_cfg = replace(
-        cfg,
-        time_budget=None,
-        steps=PROBE_STEPS,
-        epochs=None,
-        eval_every=0,
-        eval_each_epoch=False,
-        early_stopping=False,
+    # the probe never evaluates on its own (its steps would include evaluation time); eval_every
+    # beyond its end rather than 0, which early stopping and the plateau schedule refuse
+    probe_cfg = cfg.replace(
+        time_budget=None, steps=PROBE_STEPS, epochs=None, eval_every=PROBE_STEPS, eval_each_epoch=False
     )
     probe = Trainer(probe_cfg, data)
     probe.fit(until_step=WARMUP_STEPS)
@@ -88,15 +79,9 @@ def plan_budget(cfg: TrainConfig, data: Prepared, time_steps_s: float | None = N
     timed = probe.step - WARMUP_STEPS
     step_s = elapsed / timed
     spe = probe.steps_per_epoch
-    evals_per_step = (1 / spe if cfg.eval_each_epoch else 0.0) + (
-        1 / cfg.eval_every if cfg.eval_every else 0.0
-    )
-    # all an evaluation costs the run (records, best weights), less its files; timed the second
-    # time: the first also pays for the evaluation batches' allocations (3.0 s against about 1 s
-    # for cifar10-fast, which left 10% of a 300 s budget unused)
-    probe._evaluation_point()
+    evals_per_step = evaluations_per_step(cfg, spe)
     t0 = time.perf_counter()
-    probe._evaluation_point()
+    probe._evaluation_point()  # all an evaluation costs the run (records, best weights), less its files
     eval_s = time.perf_counter() - t0
     steps = steps_in_budget(budget, step_s, eval_s, evals_per_step)
     if steps < 1:

@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -131,7 +131,7 @@ def train_run(
             )
         budget = plan_budget(cfg, data)
         # the run is what was planned: config.toml holds the steps, so a rerun or resume repeats it
-        cfg = replace(cfg, time_budget=None, steps=budget.steps, epochs=None)
+        cfg = cfg.replace(time_budget=None, steps=budget.steps, epochs=None)
     elif resume is not None:  # a resumed budget run keeps its plan in summary.json
         budget = _previous_budget(Path(resume))
     if resume is not None:
@@ -170,7 +170,7 @@ def train_run(
         load_time=load_time,
         command=command,
         plots=plots,
-        extra={"time_budget": budget.as_dict()} if budget is not None else None,
+        extra={"time_budget": asdict(budget)} if budget is not None else None,
     )
     return RunResult(run_dir, result.status, result.message, summary)
 

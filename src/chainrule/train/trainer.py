@@ -54,6 +54,14 @@ class FitResult:
 # builders (the model and optimizer builders live with the NumPy engine)
 
 
+def evaluations_per_step(cfg: TrainConfig, steps_per_epoch: int) -> float:
+    """The rate of `Trainer.evaluates_after` over a long run (the end of the run aside; a step that
+    is both an epoch's end and an `eval_every` multiple counts twice, erring long)."""
+    return (1 / steps_per_epoch if cfg.eval_each_epoch else 0.0) + (
+        1 / cfg.eval_every if cfg.eval_every else 0.0
+    )
+
+
 def build_schedule(cfg: TrainConfig, total_steps: int) -> Any:
     """The learning-rate rule: a function of the step (pure schedules) or a stateful rule fed with
     the monitored metric (`plateau`, once per evaluation) or the step loss (`loss_ratio`)."""
@@ -208,6 +216,7 @@ class Trainer:
         self._last_eval_step = 0
         self._last_ckpt_time = 0.0
         self._last_metrics_time = -math.inf
+        self._metrics_step: int | None = None  # the last evaluation step in metrics.jsonl
         from chainrule.nn import SoftmaxCrossEntropy  # evaluation loss, engine-independent
 
         self._eval_loss_fn = SoftmaxCrossEntropy()
@@ -328,7 +337,6 @@ class Trainer:
         hist.ensure(total)
         xbuf = np.empty((bs, *x.shape[1:]), x.dtype)
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
-        eval_every, each_epoch = cfg.eval_every, cfg.eval_each_epoch
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
         fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
@@ -372,11 +380,7 @@ class Trainer:
                 hist.steps = self.step
                 if loss_ratio:
                     schedule.update(loss)
-                if (
-                    (eval_every and self.step % eval_every == 0)
-                    or (each_epoch and self.step % spe == 0)
-                    or self.step == total
-                ):
+                if self.evaluates_after(self.step):
                     self.train_time = t_base + time.perf_counter() - t_start
                     stop = self._evaluation_point()
                     if stop:
@@ -425,12 +429,30 @@ class Trainer:
         finally:
             errstate.__exit__(None, None, None)
             progress.close()
+            if self.run_dir is not None and self._metrics_step != self._last_eval_step:
+                self._write_metrics()
         if status in ("completed", "early_stopped") and cfg.early_stopping and cfg.restore_best:
             if self.best_state is not None:
                 engine.load_model_state(self.best_state)
         if status == "completed":
             message = f"completed {self.step} steps ({self.step / spe:.2f} epochs) in {self.train_time:.1f} s"
         return FitResult(status, message, self.step, self.train_time, self.stopper.best_step)
+
+    def evaluates_after(self, step: int) -> bool:
+        """Whether `fit` evaluates after optimizer step `step` (1-based): every `eval_every` steps, at
+        each epoch's end unless `eval_each_epoch` is off, and at the end of the run."""
+        cfg = self.cfg
+        return (
+            (cfg.eval_every > 0 and step % cfg.eval_every == 0)
+            or (cfg.eval_each_epoch and step % self.steps_per_epoch == 0)
+            or step == self.total_steps
+        )
+
+    def _write_metrics(self) -> None:
+        assert self.run_dir is not None
+        self.history.write_evals(self.run_dir)
+        self._last_metrics_time = time.perf_counter()
+        self._metrics_step = self._last_eval_step
 
     def _evaluation_point(self) -> bool:
         """Evaluate, record, track the best weights, feed the plateau rule, checkpoint.
@@ -454,11 +476,9 @@ class Trainer:
         if self.run_dir is not None:
             # metrics.jsonl/csv are rewritten whole (atomically, with an fsync): at most every 2 s
             # of wall time, or a run with hundreds of short epochs spends most of its time here;
-            # `finalize` writes them at the end of a run however it ends
-            now = time.perf_counter()
-            if now - self._last_metrics_time > 2.0 or self.step == self.total_steps:
-                self.history.write_evals(self.run_dir)
-                self._last_metrics_time = now
+            # `fit` writes what is left when it returns
+            if time.perf_counter() - self._last_metrics_time > 2.0:
+                self._write_metrics()
             # checkpoint at most every 15 s of wall time (and always at the end of the run)
             if time.perf_counter() - self._last_ckpt_time > 15.0 or self.step == self.total_steps:
                 self.save_checkpoint()
