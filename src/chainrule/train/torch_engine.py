@@ -49,7 +49,7 @@ def cpu_bf16_support() -> str | None:
     """'amx' or 'avx512_bf16' when this CPU has native bf16 matrix instructions, else None.
 
     Only AMX makes bf16 faster than fp32: on an AVX512-BF16 Xeon without AMX, torch's bf16 GEMM ran
-    at 165 against 329 GFLOP/s fp32, and bf16 training steps took 1.15-2.2x as long (docs/benchmarks.md).
+    at 165 against 329 GFLOP/s fp32, and bf16 training steps took 1.14-2.2x as long (docs/benchmarks.md).
     """
     flags = cpu_flags()
     if "amx_bf16" in flags:
