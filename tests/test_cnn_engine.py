@@ -143,3 +143,18 @@ def test_a_lookahead_run_ends_on_the_slow_weights(raw32):
     state = tr.model.state_dict()
     for k, slow in tr.engine.lookahead.slow.items():
         assert torch.equal(state[k], slow), k
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_lookahead_every_sets_when_the_slow_weights_move(raw32, every):
+    cfg = cfg_of(**{**FAST, "widths": [8, 16]}, lookahead_every=every, steps=20)
+    tr = Trainer(cfg, prepare(raw32, cfg))
+    engine = tr.engine
+    engine.total_steps = 20
+    x, y = tr.data.x_train[:16], tr.data.y_train[:16]
+    moved = []
+    for _ in range(7):
+        before = {k: v.clone() for k, v in engine.lookahead.slow.items()}
+        engine.train_step(x, y)
+        moved.append(any(not torch.equal(before[k], v) for k, v in engine.lookahead.slow.items()))
+    assert moved == [(s + 1) % every == 0 for s in range(7)]

@@ -260,7 +260,7 @@ class TorchEngine:
         if self.lookahead is not None:
             if self.steps_done >= self.total_steps:  # the run ends on the slow weights
                 self.lookahead.finish(self.model)
-            elif self.steps_done % 5 == 0:
+            elif self.steps_done % self.cfg.lookahead_every == 0:
                 # the slow weights follow more closely as training ends (decay -> 0.95^5 at the end)
                 progress = self.steps_done / self.total_steps
                 self.lookahead.update(self.model, decay=0.95**5 * progress**3)
