@@ -126,6 +126,9 @@ TINY = ["train", "--dataset", "synthetic", "--quiet", "--threads", "1", "--epoch
         (["--backend", "torch", "--tta", "1"], "image model"),
         (["--backend", "torch", "--model", "fastnet", "--dtype", "float64"], "float32"),
         (["--label-smoothing", "0.1"], "needs --backend torch"),
+        (["--backend", "torch", "--lookahead", "--lookahead-every", "0"], "lookahead_every"),
+        (["--random-crop", "--crop-padding", "8", "--crop-fill", "reflect"], "larger than 8x8"),
+        (["--random-crop", "--crop-fill", "mirror"], "crop-fill"),
     ],
 )
 def test_bad_cnn_flags_are_one_line(tmp_path, capsys, flags, expect):

@@ -102,6 +102,29 @@ def test_random_crop_matches_a_loop():
     np.testing.assert_array_equal(data.random_crop(x, padding=0), x)
 
 
+def _mirror(i, n):
+    """Index of padded position i (may be < 0 or >= n) in a row of n reflected without repeating
+    the edge pixel: -1 -> 1, n -> n - 2."""
+    return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
+
+
+def test_random_crop_reflect_mirrors_the_edges():
+    x = np.random.default_rng(3).integers(0, 256, size=(12, 3, 5, 4), dtype=np.uint8)
+    out = data.random_crop(x, padding=2, rng=9, mode="reflect")
+    g = np.random.default_rng(9)
+    dy, dx = g.integers(0, 5, size=12), g.integers(0, 5, size=12)
+    _, _, h, w = x.shape
+    for i in range(12):
+        rows = [_mirror(dy[i] - 2 + r, h) for r in range(h)]
+        cols = [_mirror(dx[i] - 2 + c, w) for c in range(w)]
+        np.testing.assert_array_equal(out[i], x[i][:, rows][:, :, cols])
+    assert out.shape == x.shape and out.dtype == x.dtype
+    with pytest.raises(ValueError, match="reflect padding needs padding < H and W, got 4 for 5x4"):
+        data.random_crop(x, padding=4, mode="reflect")
+    with pytest.raises(ValueError, match="mode must be 'constant' or 'reflect', got 'wrap'"):
+        data.random_crop(x, padding=1, mode="wrap")
+
+
 def test_random_flip_matches_a_loop():
     x = np.random.default_rng(1).normal(size=(32, 2, 3, 4)).astype(np.float32)
     out = data.random_flip(x, rng=5)

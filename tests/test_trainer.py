@@ -296,6 +296,25 @@ def test_augment_batch_flip_and_crop():
                 pad[:, 1:5, 1:6] = i
                 ok |= np.array_equal(o, pad[:, 1 + dy : 5 + dy, 1 + dx : 6 + dx])
         assert ok
+    mirrored = augment_batch(x, (2, 4, 5), False, 1, np.random.default_rng(2), "reflect").reshape(50, 2, 4, 5)
+    for o, i in zip(mirrored, img, strict=True):  # the same shifts, edges mirrored instead of zeros
+        pad = np.pad(i, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+        assert any(
+            np.array_equal(o, pad[:, 1 + dy : 5 + dy, 1 + dx : 6 + dx])
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        )
+
+
+def test_reflect_crop_trains_and_a_padding_too_large_is_refused():
+    cfg = small_cfg(random_crop=True, crop_padding=2, crop_fill="reflect", epochs=1.0)
+    tr = Trainer(cfg, data_for(cfg))
+    tr.fit()
+    assert np.isfinite(tr.history.loss[: tr.step]).all()
+    side = min(tr.data.image_shape[1:])
+    bad = small_cfg(random_crop=True, crop_padding=side, crop_fill="reflect")
+    with pytest.raises(ConfigError, match=f"needs images larger than {side}x{side}"):
+        Trainer(bad, data_for(bad))
 
 
 def test_alternating_flip_shows_each_image_both_ways_in_two_epochs():

@@ -15,10 +15,14 @@ def random_crop(
     padding: int = 4,
     rng: np.random.Generator | int | None = None,
     fill: float | np.ndarray = 0,
+    mode: str = "constant",
 ) -> np.ndarray:
-    """Pad each image by `padding` on every side with `fill` (a scalar, or one value per channel:
-    e.g. the channel means of uint8 images, which standardize to 0), then cut a random H x W window
-    per image.
+    """Pad each image by `padding` on every side, then cut a random H x W window per image.
+
+    mode "constant" pads with `fill` (a scalar, or one value per channel: e.g. the channel means of
+    uint8 images, which standardize to 0); mode "reflect" mirrors the image at its edges without
+    repeating the edge pixel (NumPy's and PyTorch's "reflect"; needs padding < H and W), so a
+    shifted image shows no flat border.
 
     Implementation: pad once, view all (2p+1)^2 windows with `sliding_window_view`, and gather
     one window per sample with a single fancy index.
@@ -30,19 +34,28 @@ def random_crop(
         raise ValueError(f"random_crop: expected (N, C, H, W), got shape {x.shape}")
     if padding < 0:
         raise ValueError(f"random_crop: padding must be >= 0, got {padding}")
+    if mode not in ("constant", "reflect"):
+        raise ValueError(f"random_crop: mode must be 'constant' or 'reflect', got {mode!r}")
     if padding == 0:
         return x.copy()
     n, _, h, w = x.shape
     g = _rng(rng)
     c = x.shape[1]
-    fill_arr = np.asarray(fill)
-    if fill_arr.ndim > 1 or fill_arr.size not in (1, c):
-        raise ValueError(
-            f"random_crop: fill must be a scalar or {c} values (one per channel), got {fill_arr.shape}"
-        )
-    padded = np.empty((n, c, h + 2 * padding, w + 2 * padding), x.dtype)  # faster than np.pad
-    padded[...] = fill_arr.astype(x.dtype).reshape(1, -1, 1, 1)
-    padded[:, :, padding : padding + h, padding : padding + w] = x
+    if mode == "reflect":
+        if padding >= min(h, w):
+            raise ValueError(
+                f"random_crop: reflect padding needs padding < H and W, got {padding} for {h}x{w}"
+            )
+        padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), mode="reflect")
+    else:
+        fill_arr = np.asarray(fill)
+        if fill_arr.ndim > 1 or fill_arr.size not in (1, c):
+            raise ValueError(
+                f"random_crop: fill must be a scalar or {c} values (one per channel), got {fill_arr.shape}"
+            )
+        padded = np.empty((n, c, h + 2 * padding, w + 2 * padding), x.dtype)  # faster than np.pad
+        padded[...] = fill_arr.astype(x.dtype).reshape(1, -1, 1, 1)
+        padded[:, :, padding : padding + h, padding : padding + w] = x
     windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2p+1, 2p+1, H, W)
     dy = g.integers(0, 2 * padding + 1, size=n)
     dx = g.integers(0, 2 * padding + 1, size=n)

@@ -85,7 +85,9 @@ class TrainConfig:
         "data",
         PREPROCESS,
     )
-    random_crop: bool = _f(False, "augment: random crop after zero padding by --crop-padding pixels", "data")
+    random_crop: bool = _f(
+        False, "augment: random crop after padding by --crop-padding pixels (see --crop-fill)", "data"
+    )
     random_flip: bool = _f(False, "augment: random horizontal flip (CIFAR-10; not for digits)", "data")
     alternate_flip: bool = _f(
         False,
@@ -94,6 +96,13 @@ class TrainConfig:
         "data",
     )
     crop_padding: int = _f(4, "padding of the random crop", "data")
+    crop_fill: str = _f(
+        "mean",
+        "what the random crop pads with: mean = the channel means (0 after standardization), "
+        "reflect = the image mirrored at its edges (airbench's translate)",
+        "data",
+        ("mean", "reflect"),
+    )
     drop_last: bool = _f(
         False,
         "drop each epoch's last, smaller batch (every step sees --batch-size samples; the dropped "

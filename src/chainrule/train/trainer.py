@@ -119,13 +119,14 @@ def augment_batch(
     flip: bool | np.ndarray,
     padding: int,
     rng: np.random.Generator,
-    fill: float | np.ndarray = 0,
+    fill: float | np.ndarray | str = 0,
 ) -> np.ndarray:
     """Horizontal flip (at random with p = 0.5 when `flip` is True; where a (B,) bool `flip` says)
     and/or random crop after padding by `padding` pixels with
     `fill`, for a flattened float batch (B, C*H*W) (fill 0: the mean after standardization) or a
-    uint8 image batch (B, C, H, W) (fill: the channel means in 0..255); `chainrule.data.augment`
-    does the work on the (B, C, H, W) view. Returns a new array."""
+    uint8 image batch (B, C, H, W) (fill: the channel means in 0..255), or mirrored at the edges
+    (fill "reflect"); `chainrule.data.augment` does the work on the (B, C, H, W) view. Returns a
+    new array."""
     from chainrule.data import flip_where, random_crop, random_flip
 
     img = x.reshape(x.shape[0], *shape)
@@ -134,7 +135,10 @@ def augment_batch(
     elif flip:
         img = random_flip(img, rng)
     if padding > 0:
-        img = random_crop(img, padding, rng, fill=fill)
+        if isinstance(fill, str):
+            img = random_crop(img, padding, rng, mode=fill)
+        else:
+            img = random_crop(img, padding, rng, fill=fill)
     return np.ascontiguousarray(img).reshape(x.shape)
 
 
@@ -186,6 +190,13 @@ class Trainer:
                 f"batch_size = {bs} leaves a last batch of 1 of the {self.n_train} training samples, "
                 "which batch norm cannot normalize; use --drop-last or another --batch-size"
             )
+        if cfg.random_crop and cfg.crop_fill == "reflect" and len(data.image_shape) == 3:
+            side = min(data.image_shape[1:])
+            if cfg.crop_padding >= side:
+                raise ConfigError(
+                    f"crop_padding = {cfg.crop_padding} with crop_fill = 'reflect' needs images larger "
+                    f"than {side}x{side} (a reflection repeats at most side - 1 pixels)"
+                )
         self.steps_per_epoch = self.n_train // bs if cfg.drop_last else math.ceil(self.n_train / bs)
         self.total_steps = (
             cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
@@ -339,7 +350,9 @@ class Trainer:
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
-        fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
+        fill: Any = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
+        if cfg.crop_fill == "reflect" and pad:
+            fill = "reflect"
         # alternating flip: one random bit per image, negated in odd epochs
         flip_bits = np.random.default_rng([cfg.seed, 13]).random(len(x)) < 0.5 if cfg.alternate_flip else None
         progress = self.progress
