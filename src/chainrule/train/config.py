@@ -22,7 +22,7 @@ from typing import Any
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")
 # the names chainrule.optim.make_schedule builds (not imported: the CLI starts without NumPy; a test
 # keeps the two lists equal)
 SCHEDULES = (
@@ -165,6 +165,13 @@ class TrainConfig:
         "torch: lookahead with an EMA of the weights every --lookahead-every steps (fast CNN recipe)",
         "engine",
     )
+    micro_batch: int = _f(
+        0,
+        "torch: forward and backward each batch in chunks of this many samples and step once "
+        "(gradient accumulation: a large batch at the speed of a small one; BatchNorm normalizes "
+        "each chunk); 0 = the whole batch",
+        "engine",
+    )
     lookahead_every: int = _f(
         5,
         "torch: optimizer steps between lookahead updates (each update decays by 0.95^5 x progress^3; "
@@ -173,13 +180,30 @@ class TrainConfig:
     )
 
     # ---- optimizer -----------------------------------------------------------------------------
-    optimizer: str = _f("sgd", "optimizer", "optim", OPTIMIZERS)
+    optimizer: str = _f(
+        "sgd",
+        "optimizer (muon, torch only: Muon for the weight matrices and convolutions, SGD with --lr, "
+        "--momentum, --nesterov, --weight-decay for biases, BatchNorm and the output layer)",
+        "optim",
+        OPTIMIZERS,
+    )
     lr: float = _f(0.1, "(initial) learning rate", "optim")
     momentum: float = _f(0.9, "momentum (sgd, rmsprop; PyTorch convention; 0 = plain SGD)", "optim")
     nesterov: bool = _f(False, "Nesterov momentum (sgd)", "optim")
     weight_decay: float = _f(0.0, "optimizer weight decay (decoupled for adamw)", "optim")
     beta1: float = _f(0.9, "Adam beta1", "optim")
     beta2: float = _f(0.999, "Adam beta2", "optim")
+    muon_lr: float = _f(
+        0.02, "muon: learning rate of the orthogonalized updates (follows the schedule)", "optim"
+    )
+    muon_momentum: float = _f(0.95, "muon: momentum of the Muon part (Nesterov)", "optim")
+    muon_ns_steps: int = _f(5, "muon: Newton-Schulz iterations per update", "optim")
+    muon_normalize: bool = _f(
+        False,
+        "muon: keep each filter bank at norm sqrt(out) (for weights followed by BatchNorm, whose "
+        "output ignores their scale)",
+        "optim",
+    )
     l1: float = _f(0.0, "L1 penalty coefficient added to the loss (l1 * sum |w|)", "optim")
     l2: float = _f(0.0, "L2 penalty coefficient added to the loss (see chainrule.nn.Penalty)", "optim")
 
@@ -249,6 +273,10 @@ class TrainConfig:
             self.name,
             "a non-empty name without '/'",
         )
+        if self.backend != "torch" and self.optimizer == "muon":
+            raise ConfigError(
+                "optimizer = 'muon' needs --backend torch (the NumPy engine has sgd, adam, adamw, rmsprop)"
+            )
         if self.backend != "torch":
             for key, default in (
                 ("model", "mlp"),
@@ -259,6 +287,7 @@ class TrainConfig:
                 ("tta", 0),
                 ("bias_lr_scale", 1.0),
                 ("lookahead", False),
+                ("micro_batch", 0),
             ):
                 if getattr(self, key) != default:
                     raise ConfigError(
@@ -276,6 +305,12 @@ class TrainConfig:
         _check(self.tta in (0, 1, 2), "tta", self.tta, "0, 1 or 2")
         _check(self.bias_lr_scale > 0, "bias_lr_scale", self.bias_lr_scale, "> 0")
         _check(self.lookahead_every >= 1, "lookahead_every", self.lookahead_every, ">= 1")
+        _check(self.micro_batch >= 0, "micro_batch", self.micro_batch, ">= 0")
+        _check(
+            self.muon_lr >= 0 and math.isfinite(self.muon_lr), "muon_lr", self.muon_lr, "a finite number >= 0"
+        )
+        _check(0.0 <= self.muon_momentum < 1.0, "muon_momentum", self.muon_momentum, "in [0, 1)")
+        _check(self.muon_ns_steps >= 1, "muon_ns_steps", self.muon_ns_steps, ">= 1")
         _check(all(w > 0 for w in self.widths), "widths", self.widths, "positive integers")
         _check(
             not self.widths or self.model.startswith("fastnet"),
@@ -309,10 +344,10 @@ class TrainConfig:
         _check(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a positive finite number")
         _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "in [0, 1)")
         _check(
-            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
             "nesterov",
             self.nesterov,
-            "used only with --optimizer sgd and --momentum > 0",
+            "used only with --optimizer sgd or muon and --momentum > 0",
         )
         for k in ("weight_decay", "l1", "l2", "min_lr", "min_delta", "power"):
             _check(getattr(self, k) >= 0, k, getattr(self, k), ">= 0")

@@ -93,6 +93,47 @@ def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimize
     return cls(params, **kw)
 
 
+def build_muon_chain(cfg: TrainConfig, model: torch.nn.Module) -> Any:
+    """`--optimizer muon`: Muon (`--muon-lr`, `--muon-momentum`) for every trainable weight matrix
+    or convolution except the output layer (the last one); SGD (`--momentum`, `--nesterov`) for the
+    output layer at `--lr` and `--weight-decay`, and for every vector (biases, BatchNorm shifts) at
+    lr x `--bias-lr-scale` with weight decay / bias_lr_scale (the same decay per step). Each group
+    carries its lr_scale relative to `--lr`, so one schedule drives all three."""
+    from chainrule.torch_ref.optim import Muon, OptimizerChain
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in trainable if p.ndim >= 2]
+    vectors = [p for p in trainable if p.ndim < 2]
+    if len(matrices) < 2:
+        raise ConfigError(
+            f"optimizer = 'muon' needs a weight matrix besides the output layer; model {cfg.model!r} has "
+            f"{len(matrices)} trainable matrices"
+        )
+    scale = cfg.bias_lr_scale
+    groups = [
+        dict(name="output", params=matrices[-1:], lr=cfg.lr, weight_decay=cfg.weight_decay, lr_scale=1.0)
+    ]
+    if vectors:
+        groups.append(
+            dict(
+                name="vectors",
+                params=vectors,
+                lr=cfg.lr * scale,
+                weight_decay=cfg.weight_decay / scale,
+                lr_scale=scale,
+            )
+        )
+    sgd = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    muon = Muon(
+        [dict(name="muon", params=matrices[:-1], lr=cfg.muon_lr, lr_scale=cfg.muon_lr / cfg.lr)],
+        momentum=cfg.muon_momentum,
+        nesterov=cfg.nesterov,
+        ns_steps=cfg.muon_ns_steps,
+        normalize_weights=cfg.muon_normalize,
+    )
+    return OptimizerChain([sgd, muon])
+
+
 def _to_numpy(obj: Any) -> Any:
     """Tensors -> NumPy arrays, recursively (for checkpoints: no pickle, no torch types)."""
     if isinstance(obj, torch.Tensor):
@@ -161,7 +202,11 @@ class TorchEngine:
             groups: Any = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale)
         else:
             groups = [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr_scale": 1.0}]
-        self.optimizer = build_torch_optimizer(cfg, groups)
+        self.optimizer: Any = (
+            build_muon_chain(cfg, self.model)
+            if cfg.optimizer == "muon"
+            else build_torch_optimizer(cfg, groups)
+        )
         self.lookahead: Any = None
         if cfg.lookahead:
             from chainrule.torch_ref.cnn import LookaheadEMA
@@ -238,15 +283,35 @@ class TorchEngine:
         g = self.optimizer.param_groups[0]
         return float(g["lr"] / g.get("lr_scale", 1.0))
 
+    def _chunks(self, n: int) -> int:
+        """How many micro-batches a batch of n samples is split into (none of one sample, which
+        BatchNorm cannot normalize)."""
+        m = self.cfg.micro_batch
+        if m <= 0 or n <= m:
+            return 1
+        chunks = math.ceil(n / m)
+        return chunks if n // chunks >= 2 else max(1, n // 2)
+
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         xt = self._input(x)
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self._forward(xt), yt, label_smoothing=self.cfg.label_smoothing)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"the training loss is not finite ({value})")
-        loss.backward()
+        chunks = self._chunks(len(y))
+        if chunks == 1:
+            loss = F.cross_entropy(self._forward(xt), yt, label_smoothing=self.cfg.label_smoothing)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"the training loss is not finite ({value})")
+            loss.backward()
+        else:  # gradient accumulation: each chunk's mean loss weighted by its share of the batch
+            value = 0.0
+            for xs, ys in zip(torch.tensor_split(xt, chunks), torch.tensor_split(yt, chunks), strict=True):
+                part = F.cross_entropy(self._forward(xs), ys, label_smoothing=self.cfg.label_smoothing)
+                part = part * (len(ys) / len(yt))
+                value += float(part.item())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"the training loss is not finite ({value})")
+                part.backward()
         if self.penalized:
             with torch.no_grad():
                 for p in self.penalized:
