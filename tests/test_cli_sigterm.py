@@ -92,3 +92,20 @@ def test_sigterm_stops_a_sweep_that_resumes(tmp_path, capsys):
         trials = store.trials()
     assert len(trials) == 4 and all(t["status"] == "completed" for t in trials)
     capsys.readouterr()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_dies_of_sigterm_instead_of_taking_the_handler(capfd):
+    # data loading forks a pool inside the training command's handlers; closing the pool SIGTERMs
+    # its workers, which must die quietly, not print the trainer's "stopping" line and go on
+    with stop_on_signals():
+        pid = os.fork()
+        if pid == 0:  # the worker
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        assert not stop_requested()
+    assert "stopping" not in capfd.readouterr().err

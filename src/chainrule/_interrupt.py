@@ -4,6 +4,7 @@ KeyboardInterrupt at once. Standard library only; handlers are installed from th
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _requested = False
+_owner = 0  # the process that installed the handlers (forked workers inherit them)
 
 
 def stop_requested() -> bool:
@@ -20,6 +22,10 @@ def stop_requested() -> bool:
 
 def _handle(signum: int, frame: object) -> None:
     global _requested
+    if os.getpid() != _owner:  # a forked worker (e.g. a data-loading pool being closed): die as usual
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     if _requested:
         raise KeyboardInterrupt
     _requested = True
@@ -35,10 +41,11 @@ def _handle(signum: int, frame: object) -> None:
 def stop_on_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Within the block the first of `signals` sets `stop_requested()`, the second raises
     KeyboardInterrupt. Outside the main thread (no handlers can be set) it does nothing."""
-    global _requested
+    global _requested, _owner
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _owner = os.getpid()
     previous = {s: signal.signal(s, _handle) for s in signals}
     _requested = False
     try:
