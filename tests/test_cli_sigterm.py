@@ -95,12 +95,23 @@ def test_sigterm_stops_a_sweep_that_resumes(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_worker_dies_of_sigterm_instead_of_taking_the_handler(capfd):
-    # data loading forks a pool inside the training command's handlers; closing the pool SIGTERMs
-    # its workers, which must die quietly, not print the trainer's "stopping" line and go on
+def test_a_forked_worker_leaves_ctrl_c_to_the_parent_and_dies_of_sigterm(capfd):
+    # data loading forks a pool inside the training command's handlers. Ctrl-C reaches the whole
+    # process group: a worker must ignore it (a dead worker would hang the pool's map) and leave the
+    # decision to the parent; closing the pool SIGTERMs the workers, which must die quietly, not
+    # print the trainer's "stopping" line and go on
     with stop_on_signals():
         pid = os.fork()
         if pid == 0:  # the worker
+            time.sleep(1.0)
+            os._exit(7)  # still alive after the SIGINT
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGINT)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
+
+        pid = os.fork()
+        if pid == 0:
             time.sleep(30)
             os._exit(0)
         time.sleep(0.2)

@@ -296,7 +296,9 @@ def test_augment_batch_flip_and_crop():
                 pad[:, 1:5, 1:6] = i
                 ok |= np.array_equal(o, pad[:, 1 + dy : 5 + dy, 1 + dx : 6 + dx])
         assert ok
-    mirrored = augment_batch(x, (2, 4, 5), False, 1, np.random.default_rng(2), "reflect").reshape(50, 2, 4, 5)
+    mirrored = augment_batch(x, (2, 4, 5), False, 1, np.random.default_rng(2), crop_mode="reflect").reshape(
+        50, 2, 4, 5
+    )
     for o, i in zip(mirrored, img, strict=True):  # the same shifts, edges mirrored instead of zeros
         pad = np.pad(i, ((0, 0), (1, 1), (1, 1)), mode="reflect")
         assert any(

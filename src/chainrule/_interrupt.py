@@ -22,9 +22,12 @@ def stop_requested() -> bool:
 
 def _handle(signum: int, frame: object) -> None:
     global _requested
-    if os.getpid() != _owner:  # a forked worker (e.g. a data-loading pool being closed): die as usual
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    if os.getpid() != _owner:
+        # a forked worker (a data-loading pool): Ctrl-C reaches the whole process group, and the
+        # parent decides what it means, so ignore it; SIGTERM (the pool being closed) kills as usual
+        if signum != signal.SIGINT:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         return
     if _requested:
         raise KeyboardInterrupt

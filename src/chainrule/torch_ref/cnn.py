@@ -330,8 +330,8 @@ class LookaheadEMA:
     Every `every` steps: `slow = decay * slow + (1 - decay) * fast; fast <- slow` over all
     floating-point parameters and buffers (BatchNorm running statistics included). `finish`
     copies the slow weights into the model at the end of training. The fast recipe uses
-    `decay = 0.95**5 * (step / total_steps)**3` after optimizer steps 5, 10, 15, ...: little
-    averaging early, heavy averaging at the end.
+    `decay = 0.95**5 * (step / total_steps)**3` after optimizer steps 5, 10, 15, ... (every
+    `--lookahead-every` steps): little averaging early, heavy averaging at the end.
     """
 
     def __init__(self, model: nn.Module) -> None:

@@ -6,9 +6,9 @@ filters (out, in, kh, kw) are treated as the matrix (out, in * kh * kw). `torch.
 parameters only and orthogonalizes in bf16; this one takes convolutions too, iterates in the
 parameter's dtype (fp32 on a CPU, where bf16 without AMX is slower), and can keep each matrix at a
 fixed norm (for weights followed by BatchNorm, whose output does not depend on their scale: the
-fast CIFAR-10 recipes after airbench's Muon variant). With `normalize_weights=False` and
-`weight_decay=0` it computes what `torch.optim.Muon(..., adjust_lr_fn=None)` does, up to bf16
-rounding (tests/test_muon.py).
+fast CIFAR-10 recipes after airbench's Muon variant). With `normalize_weights=False` it computes
+what `torch.optim.Muon(..., adjust_lr_fn=None)` does, weight decay included, up to bf16 rounding
+(tests/test_muon.py).
 """
 
 from __future__ import annotations

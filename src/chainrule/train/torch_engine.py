@@ -196,17 +196,18 @@ class TorchEngine:
         if self.images:  # channels-last convolutions are faster on CPUs (oneDNN)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
-        if self.images and cfg.bias_lr_scale != 1.0:
+        self.optimizer: Any
+        if cfg.optimizer == "muon":
+            self.optimizer = build_muon_chain(cfg, self.model)
+        elif self.images and cfg.bias_lr_scale != 1.0:
             from chainrule.torch_ref.cnn import param_groups
 
-            groups: Any = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale)
+            self.optimizer = build_torch_optimizer(
+                cfg, param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale)
+            )
         else:
-            groups = [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr_scale": 1.0}]
-        self.optimizer: Any = (
-            build_muon_chain(cfg, self.model)
-            if cfg.optimizer == "muon"
-            else build_torch_optimizer(cfg, groups)
-        )
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = build_torch_optimizer(cfg, [{"params": trainable, "lr_scale": 1.0}])
         self.lookahead: Any = None
         if cfg.lookahead:
             from chainrule.torch_ref.cnn import LookaheadEMA
@@ -297,21 +298,15 @@ class TorchEngine:
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         chunks = self._chunks(len(y))
-        if chunks == 1:
-            loss = F.cross_entropy(self._forward(xt), yt, label_smoothing=self.cfg.label_smoothing)
-            value = float(loss.item())
+        value = 0.0
+        for xs, ys in zip(torch.tensor_split(xt, chunks), torch.tensor_split(yt, chunks), strict=True):
+            loss = F.cross_entropy(self._forward(xs), ys, label_smoothing=self.cfg.label_smoothing)
+            if chunks > 1:  # gradient accumulation: each chunk's mean loss weighted by its share
+                loss = loss * (len(ys) / len(yt))
+            value += float(loss.item())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"the training loss is not finite ({value})")
             loss.backward()
-        else:  # gradient accumulation: each chunk's mean loss weighted by its share of the batch
-            value = 0.0
-            for xs, ys in zip(torch.tensor_split(xt, chunks), torch.tensor_split(yt, chunks), strict=True):
-                part = F.cross_entropy(self._forward(xs), ys, label_smoothing=self.cfg.label_smoothing)
-                part = part * (len(ys) / len(yt))
-                value += float(part.item())
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"the training loss is not finite ({value})")
-                part.backward()
         if self.penalized:
             with torch.no_grad():
                 for p in self.penalized:

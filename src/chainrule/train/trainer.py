@@ -119,14 +119,15 @@ def augment_batch(
     flip: bool | np.ndarray,
     padding: int,
     rng: np.random.Generator,
-    fill: float | np.ndarray | str = 0,
+    fill: float | np.ndarray = 0,
+    crop_mode: str = "constant",
 ) -> np.ndarray:
     """Horizontal flip (at random with p = 0.5 when `flip` is True; where a (B,) bool `flip` says)
     and/or random crop after padding by `padding` pixels with
     `fill`, for a flattened float batch (B, C*H*W) (fill 0: the mean after standardization) or a
     uint8 image batch (B, C, H, W) (fill: the channel means in 0..255), or mirrored at the edges
-    (fill "reflect"); `chainrule.data.augment` does the work on the (B, C, H, W) view. Returns a
-    new array."""
+    (crop_mode "reflect"); `chainrule.data.augment` does the work on the (B, C, H, W) view. Returns
+    a new array."""
     from chainrule.data import flip_where, random_crop, random_flip
 
     img = x.reshape(x.shape[0], *shape)
@@ -135,10 +136,7 @@ def augment_batch(
     elif flip:
         img = random_flip(img, rng)
     if padding > 0:
-        if isinstance(fill, str):
-            img = random_crop(img, padding, rng, mode=fill)
-        else:
-            img = random_crop(img, padding, rng, fill=fill)
+        img = random_crop(img, padding, rng, fill=fill, mode=crop_mode)
     return np.ascontiguousarray(img).reshape(x.shape)
 
 
@@ -350,9 +348,8 @@ class Trainer:
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
         augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
-        fill: Any = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
-        if cfg.crop_fill == "reflect" and pad:
-            fill = "reflect"
+        fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
+        crop_mode = "reflect" if cfg.crop_fill == "reflect" else "constant"
         # alternating flip: one random bit per image, negated in odd epochs
         flip_bits = np.random.default_rng([cfg.seed, 13]).random(len(x)) < 0.5 if cfg.alternate_flip else None
         progress = self.progress
@@ -383,7 +380,7 @@ class Trainer:
                 if augment:  # a generator per step: a resumed run draws the same crops
                     rng = np.random.default_rng([cfg.seed, 11, step])
                     flip = cfg.random_flip if flip_bits is None else flip_bits[idx] ^ bool(epoch % 2)
-                    xb = augment_batch(xb, self.data.image_shape, flip, pad, rng, fill)
+                    xb = augment_batch(xb, self.data.image_shape, flip, pad, rng, fill, crop_mode)
                 lr = schedule.lr if stateful else schedule(step)
                 engine.set_lr(lr)
                 loss = engine.train_step(xb, yb)
