@@ -53,11 +53,28 @@ def fashion(real_cache):
     return _load("fashion-mnist")
 
 
+CIFAR_LOSSLESS = SHARED / "cifar10" / "cifar-10-python.tar.gz"
+CIFAR_JPEG = SHARED / "cifar10" / "cifar10-jpeg.tar.gz"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
 @pytest.fixture(scope="module")
 def cifar(real_cache):
-    if not (SHARED / "cifar10").is_dir():
-        pytest.skip("no cifar10 in the shared data sets")
+    """`data.load("cifar10")`: the lossless python-format archive, which the loader finds first."""
+    if not CIFAR_LOSSLESS.is_file():
+        pytest.skip(f"no {CIFAR_LOSSLESS}")
     return _load("cifar10")
+
+
+@pytest.fixture(scope="module")
+def cifar_jpeg(real_cache):
+    """The JPEG copy, read through its explicit path (an image-folder tree)."""
+    if not CIFAR_JPEG.is_file():
+        pytest.skip(f"no {CIFAR_JPEG}")
+    t = time.perf_counter()
+    ds = data.load_folder(CIFAR_JPEG)
+    print(f"\n[data] cold load of the CIFAR-10 JPEG tree: {time.perf_counter() - t:.2f} s")
+    return ds
 
 
 def _check_layout(ds: data.Dataset, shape: tuple[int, int, int], n_train: int, n_test: int) -> None:
@@ -87,30 +104,37 @@ def test_fashion_mnist(fashion):
     assert fashion.classes[9] == "Ankle boot"
 
 
-def test_cifar10_jpeg(cifar):
-    _check_layout(cifar, (3, 32, 32), 50000, 10000)
-    np.testing.assert_array_equal(np.bincount(cifar.y_train), [5000] * 10)
-    np.testing.assert_array_equal(np.bincount(cifar.y_test), [1000] * 10)
-    assert cifar.classes == [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
+def _check_cifar_layout(ds: data.Dataset) -> None:
+    _check_layout(ds, (3, 32, 32), 50000, 10000)
+    np.testing.assert_array_equal(np.bincount(ds.y_train), [5000] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_test), [1000] * 10)
+    assert ds.classes == CIFAR_CLASSES
+
+
+def test_cifar10_lossless_has_the_published_statistics(cifar):
+    # The published CIFAR-10 figures (train mean/std, test mean), not this code's own output.
+    _check_cifar_layout(cifar)
+    assert "cifar-10-python" in cifar.source
     mean, std = data.channel_stats(cifar.x_train, per_channel=True)
+    np.testing.assert_array_equal(np.round(mean, 4), [0.4914, 0.4822, 0.4465])
+    np.testing.assert_array_equal(np.round(std, 4), [0.2470, 0.2435, 0.2616])
+    test_mean, _ = data.channel_stats(cifar.x_test, per_channel=True)
+    np.testing.assert_array_equal(np.round(test_mean, 4), [0.4942, 0.4851, 0.4504])
+
+
+def test_cifar10_jpeg_tree_through_its_path(cifar_jpeg):
+    # ../shared/datasets/README.md: JPEG loss keeps the means and lowers the std.
+    _check_cifar_layout(cifar_jpeg)
+    mean, std = data.channel_stats(cifar_jpeg.x_train, per_channel=True)
     np.testing.assert_array_equal(np.round(mean, 4), [0.4913, 0.4821, 0.4465])
     np.testing.assert_array_equal(np.round(std, 4), [0.2452, 0.2428, 0.2606])
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
-def test_second_load_comes_from_the_cache(name, mnist, fashion, cifar):
-    first = _load(name)
+@pytest.mark.parametrize(
+    ("name", "fixture"), [("mnist", "mnist"), ("fashion-mnist", "fashion"), ("cifar10", "cifar")]
+)
+def test_second_load_comes_from_the_cache(name, fixture, request):
+    first = request.getfixturevalue(fixture)  # only this case's data set: a missing CIFAR-10 skips only it
     again = data.load(name, root=SHARED)
     assert isinstance(again.x_train, np.memmap)
     np.testing.assert_array_equal(again.y_train, first.y_train)
