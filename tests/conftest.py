@@ -23,3 +23,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _bf16_off_unless_asked(request, monkeypatch):
+    """The suite does not depend on the CPU it runs on: `--precision auto` finds bf16 unavailable
+    (and trains fp32) unless a test takes the `host_bf16` fixture or patches this itself."""
+    if "host_bf16" in request.fixturenames:
+        return
+    from chainrule.train import precision
+
+    monkeypatch.setattr(precision, "bf16_unavailable", lambda cfg: "bf16 is off in the tests")
+
+
+@pytest.fixture
+def host_bf16():
+    """This machine's own answer to whether bf16 can run (see `_bf16_off_unless_asked`)."""

@@ -230,16 +230,13 @@ def test_bf16_on_a_cpu_without_support_is_one_line(tmp_path, capsys, monkeypatch
     rc, _, err = run_cli(
         ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--precision", "bf16"], capsys
     )
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "AVX512-BF16 or AMX" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "neither AVX512-BF16 nor AMX" in err
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(
-    "flags, note", [({"avx512f", "avx512_bf16"}, True), ({"avx512_bf16", "amx_bf16", "amx_tile"}, False)]
-)
-def test_bf16_runs_where_the_cpu_has_it_and_says_when_it_will_not_be_faster(
-    tmp_path, capsys, monkeypatch, flags, note
-):
+@pytest.mark.parametrize("flags", [{"avx512f", "avx512_bf16"}, {"avx512_bf16", "amx_bf16", "amx_tile"}])
+def test_bf16_runs_where_the_cpu_has_it_with_no_rule_by_cpu_model(tmp_path, capsys, monkeypatch, flags):
+    # whether bf16 pays is measured (--precision auto, tests/test_precision.py), not read off the flags
     monkeypatch.setattr(torch_engine, "cpu_flags", lambda: flags)
     rc, out, err = run_cli(
         ["train", *TINY, "--out-dir", tmp_path, "--backend", "torch", "--precision", "bf16", "--epochs", "1"],
@@ -248,8 +245,7 @@ def test_bf16_runs_where_the_cpu_has_it_and_says_when_it_will_not_be_faster(
     assert rc == 0, err
     (run_dir,) = tmp_path.iterdir()
     engine = json.loads((run_dir / "summary.json").read_text())["engine"]
-    assert "cpu bf16" in engine
-    assert ("AVX512-BF16 without AMX" in engine) is note
+    assert engine.startswith("torch ") and " cpu bf16 float32, 1 threads" in engine
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):

@@ -54,14 +54,10 @@ def steps_in_budget(budget: float, step_s: float, eval_s: float, evals_per_step:
     return max(0, math.floor((budget - eval_s) / (step_s + evals_per_step * eval_s)))
 
 
-def plan_budget(cfg: TrainConfig, data: Prepared, time_steps_s: float | None = None) -> BudgetPlan:
-    """Time a throwaway trainer built from `cfg` on `data` and return how many steps fit in
-    `cfg.time_budget` seconds. `time_steps_s`: how long to time steps (default 2% of the budget,
-    between 1 and 10 s)."""
-    budget = cfg.time_budget
-    if budget is None:
-        raise ValueError("plan_budget needs cfg.time_budget")
-    target = time_steps_s if time_steps_s is not None else min(10.0, max(1.0, 0.02 * budget))
+def time_steps(cfg: TrainConfig, data: Prepared, seconds: float) -> tuple[Trainer, float, int]:
+    """Train a throwaway copy of `cfg` on `data` for about `seconds` (after `WARMUP_STEPS` untimed
+    steps, at least 2 timed ones) and return it with the measured seconds per step and the number
+    of timed steps. The copy never evaluates and writes nothing."""
     # the probe never evaluates on its own (its steps would include evaluation time); eval_every
     # beyond its end rather than 0, which early stopping and the plateau schedule refuse
     probe_cfg = cfg.replace(
@@ -73,11 +69,22 @@ def plan_budget(cfg: TrainConfig, data: Prepared, time_steps_s: float | None = N
     while True:
         probe.fit(until_step=probe.step + chunk)
         elapsed = time.perf_counter() - t0
-        if elapsed >= target:
+        if elapsed >= seconds:
             break
         chunk *= 2
     timed = probe.step - WARMUP_STEPS
-    step_s = elapsed / timed
+    return probe, elapsed / timed, timed
+
+
+def plan_budget(cfg: TrainConfig, data: Prepared, time_steps_s: float | None = None) -> BudgetPlan:
+    """Time a throwaway trainer built from `cfg` on `data` and return how many steps fit in
+    `cfg.time_budget` seconds. `time_steps_s`: how long to time steps (default 2% of the budget,
+    between 1 and 10 s)."""
+    budget = cfg.time_budget
+    if budget is None:
+        raise ValueError("plan_budget needs cfg.time_budget")
+    target = time_steps_s if time_steps_s is not None else min(10.0, max(1.0, 0.02 * budget))
+    probe, step_s, timed = time_steps(cfg, data, target)
     spe = probe.steps_per_epoch
     evals_per_step = evaluations_per_step(cfg, spe)
     t0 = time.perf_counter()

@@ -41,7 +41,7 @@ DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "torch")
 MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
 
 
@@ -128,8 +128,9 @@ class TrainConfig:
     model: str = _f("mlp", "network (mlp: --hidden-sizes, --activation, ...)", "engine", MODELS)
     device: str = _f("cpu", "torch device (auto: cuda when available)", "engine", DEVICES)
     precision: str = _f(
-        "fp32",
-        "torch: bf16 autocast for matrix products (a CPU needs AVX512-BF16 or AMX)",
+        "auto",
+        "torch: fp32, or bf16 autocast for matrix products; auto times a few steps of both and takes "
+        "bf16 only when it is at least 10% faster here (the run's config.toml records the choice)",
         "engine",
         PRECISIONS,
     )
@@ -281,7 +282,6 @@ class TrainConfig:
             for key, default in (
                 ("model", "mlp"),
                 ("device", "cpu"),
-                ("precision", "fp32"),
                 ("batch_norm_impl", "torch"),
                 ("label_smoothing", 0.0),
                 ("tta", 0),
@@ -294,11 +294,15 @@ class TrainConfig:
                         f"{key} = {getattr(self, key)!r} needs --backend torch (the NumPy engine runs on the "
                         "CPU in the --dtype it is given, with chainrule.nn.BatchNorm1d)"
                     )
+        if self.backend != "torch" and self.precision == "bf16":
+            raise ConfigError(
+                "precision = 'bf16' needs --backend torch (the NumPy engine computes in its --dtype)"
+            )
         _check(
-            self.precision == "fp32" or self.dtype == "float32",
+            self.precision != "bf16" or self.dtype == "float32",
             "precision",
             self.precision,
-            "fp32 with --dtype float64",
+            "fp32 or auto with --dtype float64",
         )
         _check(self.threads is None or self.threads >= 1, "threads", self.threads, ">= 1")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "in [0, 1)")

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from chainrule._io import atomic_write_text
 from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, dumps, load_toml
 from .engine import preflight
+from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, transform
 from .progress import Progress
 from .trainer import CHECKPOINT, FitResult, Trainer
@@ -88,6 +89,9 @@ def _preprocess_info(cfg: TrainConfig, data: Prepared) -> dict[str, Any]:
     }
 
 
+T = TypeVar("T")
+
+
 def train_run(
     cfg: TrainConfig,
     resume: str | Path | None = None,
@@ -121,6 +125,15 @@ def train_run(
             raw = load_raw(cfg)
         data = prepare(raw, cfg)
     load_time = time.perf_counter() - t0
+    precision = None
+    if cfg.backend == "torch" and cfg.precision == "auto" and resume is None:
+        if not quiet:
+            print("chainrule: timing a few steps to choose the precision ...", file=stream, flush=True)
+        precision = measure_precision(cfg, data)
+        # config.toml holds the choice, so a rerun or resume trains in the same precision
+        cfg = cfg.replace(precision=precision.chosen)
+    elif resume is not None:
+        precision = _previous_record(Path(resume), "precision", PrecisionChoice)
     budget = None
     if cfg.time_budget is not None and resume is None:
         if not quiet:
@@ -133,7 +146,7 @@ def train_run(
         # the run is what was planned: config.toml holds the steps, so a rerun or resume repeats it
         cfg = cfg.replace(time_budget=None, steps=budget.steps, epochs=None)
     elif resume is not None:  # a resumed budget run keeps its plan in summary.json
-        budget = _previous_budget(Path(resume))
+        budget = _previous_record(Path(resume), "time_budget", BudgetPlan)
     if resume is not None:
         run_dir = Path(resume)
     else:
@@ -158,6 +171,8 @@ def train_run(
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
         + (f" (resumed at step {trainer.step})" if resume is not None else "")
     )
+    if precision is not None:
+        log(precision.line())
     if budget is not None:
         log(budget.line())
     if until_fraction is not None and until_fraction < 1.0:
@@ -170,15 +185,21 @@ def train_run(
         load_time=load_time,
         command=command,
         plots=plots,
-        extra={"time_budget": asdict(budget)} if budget is not None else None,
+        extra={
+            key: asdict(record)
+            for key, record in (("precision", precision), ("time_budget", budget))
+            if record is not None
+        },
     )
     return RunResult(run_dir, result.status, result.message, summary)
 
 
-def _previous_budget(run_dir: Path) -> BudgetPlan | None:
+def _previous_record(run_dir: Path, key: str, cls: type[T]) -> T | None:
+    """The `key` record of a run's summary.json (its time-budget plan, its precision choice), so a
+    resumed run keeps it."""
     try:
-        plan = json.loads((run_dir / "summary.json").read_text()).get("time_budget")
-        return BudgetPlan(**plan) if plan else None
+        record = json.loads((run_dir / "summary.json").read_text()).get(key)
+        return cls(**record) if record else None
     except (OSError, ValueError, TypeError):
         return None
 

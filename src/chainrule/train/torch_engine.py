@@ -48,8 +48,7 @@ def cpu_flags() -> set[str]:
 def cpu_bf16_support() -> str | None:
     """'amx' or 'avx512_bf16' when this CPU has native bf16 matrix instructions, else None.
 
-    Only AMX makes bf16 faster than fp32: on an AVX512-BF16 Xeon without AMX, torch's bf16 GEMM ran
-    at 165 against 329 GFLOP/s fp32, and bf16 training steps took 1.14-2.2x as long (docs/benchmarks.md).
+    Having them does not make bf16 faster: that is measured per run (`chainrule.train.precision`).
     """
     flags = cpu_flags()
     if "amx_bf16" in flags:
@@ -67,16 +66,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_unavailable_on(device: torch.device) -> str | None:
+    """Why bf16 cannot run on `device` (None: it can). Without native instructions torch emulates
+    bf16 on a CPU, several times slower than fp32, so that counts as cannot."""
+    if device.type == "cpu" and cpu_bf16_support() is None:
+        return "this CPU has neither AVX512-BF16 nor AMX"
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "this GPU does not support bf16"
+    return None
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision != "bf16":
         return
-    if device.type == "cpu" and cpu_bf16_support() is None:
-        raise ConfigError(
-            "precision = 'bf16' needs a CPU with AVX512-BF16 or AMX; this one has neither, and bf16 "
-            "would run slower than fp32 here (use --precision fp32)"
-        )
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision = 'bf16' is invalid: this GPU does not support bf16")
+    cannot = bf16_unavailable_on(device)
+    if cannot is not None:
+        raise ConfigError(f"precision = 'bf16' is invalid: {cannot} (use --precision fp32 or auto)")
 
 
 def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -179,6 +184,7 @@ class TorchEngine:
             torch.set_num_threads(cfg.threads)
         self._threads = limit_threads(cfg.threads)
         check_precision(cfg.precision, self.device)
+        # "auto" is resolved by `train_run` before the engine is built; a Trainer made directly trains fp32
         self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
         torch.manual_seed(cfg.seed)  # dropout masks (and any torch-side initialization)
         self.images = len(in_shape) == 3
@@ -434,13 +440,7 @@ class TorchEngine:
         return int(sum(p.numel() for p in self.model.parameters()))
 
     def describe(self) -> str:
-        cpu_bf16 = self.cfg.precision == "bf16" and self.device.type == "cpu"
-        slow_bf16 = (
-            " (AVX512-BF16 without AMX: bf16 is no faster than fp32 on such CPUs)"
-            if cpu_bf16 and cpu_bf16_support() == "avx512_bf16"
-            else ""
-        )
         return (
-            f"torch {torch.__version__.split('+')[0]} {self.device.type} {self.cfg.precision}{slow_bf16} "
+            f"torch {torch.__version__.split('+')[0]} {self.device.type} {self.cfg.precision} "
             f"{self.cfg.dtype}, {torch.get_num_threads()} threads"
         )
