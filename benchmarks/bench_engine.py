@@ -194,6 +194,32 @@ def worker_ours(sizes: list[int], n: int, seconds: float, blocks: int, threads: 
     }
 
 
+def torch_matmul_library(step: Any) -> str:
+    """Which library ran torch's matrix products in one call of `step`: MKL, oneDNN or both, read
+    off the libraries' own verbose logs (they write to file descriptor 1, captured here)."""
+    import tempfile
+
+    import torch
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            with (
+                torch.backends.mkl.verbose(torch.backends.mkl.VERBOSE_ON),
+                torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON),
+            ):
+                step()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    used = [name for name, mark in (("MKL", "MKL_VERBOSE"), ("oneDNN", "onednn_verbose")) if mark in text]
+    return " + ".join(used) or "neither MKL nor oneDNN (another BLAS)"
+
+
 def worker_torch(sizes: list[int], n: int, seconds: float, threads: int) -> dict[str, Any]:
     import torch
 
@@ -217,8 +243,10 @@ def worker_torch(sizes: list[int], n: int, seconds: float, threads: int) -> dict
         opt.step()
 
     _warm(step, 0.5)
+    library = torch_matmul_library(step)
     k, t = _time_steps(step, seconds, 2)
     return {
+        "torch_matmul_library": library,
         "steps": k,
         "seconds": t,
         "samples_per_s": k * n / t,
@@ -508,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     if "torch_cpu_capability" in res:
                         seen_blas[mode].add(
-                            f"torch: CPU capability {res['torch_cpu_capability']} (MKL/oneDNN)"
+                            f"torch: CPU capability {res['torch_cpu_capability']}, matrix products "
+                            f"by {res.get('torch_matmul_library', '?')} (their verbose logs)"
                         )
                     if "error" in res:
                         print(f"  round {r + 1} {mode} {cfg} {lib}: {res['error']}", file=sys.stderr)
