@@ -13,6 +13,7 @@ from .plots import (
     prediction_grid,
     save_png,
     time_to_accuracy,
+    time_to_accuracy_runs,
 )
 from .sweep_html import render_sweep_report
 from .sweep_plots import curve_bands, heatmap, metric_by_value, rung_trajectories, value_label
@@ -28,6 +29,7 @@ __all__ = [
     "metric_by_value",
     "rung_trajectories",
     "lr_curve",
+    "time_to_accuracy_runs",
     "pick_samples",
     "prediction_grid",
     "render_report",

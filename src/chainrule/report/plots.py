@@ -8,7 +8,7 @@ atomically.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ def _to_png(fig: Any) -> bytes:
 
 def save_png(png: bytes, path: str | Path) -> Path:
     return atomic_write_bytes(path, png)
+
+
+def _legend(ax: Any) -> None:
+    """A legend only where something is labelled (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _column(evals: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +91,7 @@ def loss_curves(
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(title or "loss")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _legend(ax)
     return _to_png(fig)
 
 
@@ -110,8 +115,7 @@ def accuracy_curves(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "accuracy")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _legend(ax)
     return _to_png(fig)
 
 
@@ -134,9 +138,42 @@ def time_to_accuracy(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend(ax)  # a run stopped before its first evaluation has no line
     if title:
         ax.set_title(title)
+    return _to_png(fig)
+
+
+def time_to_accuracy_runs(
+    curves: Mapping[str, Sequence[tuple[float, float]]],
+    finals: Mapping[str, tuple[float, float]] | None = None,
+    title: str = "",
+    marks: Sequence[float] = (5.0, 15.0, 30.0),
+) -> bytes:
+    """Test accuracy against training time for several runs: one line per label (e.g. recipe and
+    seed) through its (seconds, accuracy in [0, 1]) evaluations; `finals` adds a run's final
+    figure (e.g. with test-time augmentation) as a star; dotted verticals at the `marks` minutes.
+    Runs whose labels share the part before " seed" share a colour."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    colours: dict[str, Any] = {}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for label, pts in curves.items():
+        group = label.split(" seed")[0]
+        colour = colours.setdefault(group, cycle[len(colours) % len(cycle)])
+        if pts:
+            t, a = zip(*pts, strict=True)
+            ax.plot(np.asarray(t) / 60.0, 100 * np.asarray(a), "o-", ms=3, lw=1.2, color=colour, label=label)
+        if finals and label in finals:
+            ft, fa = finals[label]
+            ax.plot([ft / 60.0], [100 * fa], "*", ms=10, color=colour)
+    for m in marks:
+        ax.axvline(m, color="0.6", ls=":", lw=1)
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    ax.set_title(title or "time to accuracy (stars: the final evaluation, with test-time augmentation)")
     return _to_png(fig)
 
 
