@@ -88,3 +88,20 @@ def test_a_budget_works_with_the_plateau_schedule_and_early_stopping(tmp_path, c
             capsys,
         )
         assert rc == 0, err
+
+
+@pytest.mark.parametrize("length", [{"epochs": 2.0}, {"steps": 50}])
+def test_epochs_or_steps_replace_a_recipes_budget_in_a_sweep_as_on_the_command_line(length):
+    """`--epochs 2` over cifar10-muon (a time-budget recipe) trains 2 epochs; a sweep whose [base]
+    says `recipe = "cifar10-muon"` and `epochs = 2` must mean the same (one layering function)."""
+    from chainrule.cli import build_parser, resolve_config
+    from chainrule.sweep import parse_spec
+
+    key, value = next(iter(length.items()))
+    flags = ["train", "--recipe", "cifar10-muon", f"--{key}", str(value)]
+    cli = resolve_config(build_parser().parse_args(flags))
+    spec = parse_spec(f'name = "x"\n[base]\nrecipe = "cifar10-muon"\n{key} = {value}\n')
+    (trial,) = spec.trials
+    swept = TrainConfig(**trial.config)
+    for cfg in (cli, swept):
+        assert (cfg.time_budget, cfg.epochs, cfg.steps) == (None, length.get("epochs"), length.get("steps"))

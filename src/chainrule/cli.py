@@ -30,6 +30,7 @@ from chainrule.train.config import (
     coerce,
     dumps,
     field_kind,
+    layer,
     load_recipe,
     load_toml,
     optional,
@@ -266,14 +267,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
                 cfg = cfg.replace(name=args.recipe)
         if args.config:
             cfg = load_toml(args.config, cfg)
-    changes = {k: coerce(k, v, "command line") for k, v in flags.items()}
-    if "steps" in changes and changes["steps"] is not None and "epochs" not in changes:
-        changes["epochs"] = None  # --steps replaces a recipe's epochs
-    if "epochs" in changes and changes["epochs"] is not None and "steps" not in changes:
-        changes["steps"] = None
-    if any(changes.get(k) is not None for k in ("epochs", "steps")) and "time_budget" not in changes:
-        changes["time_budget"] = None  # --epochs / --steps replace a recipe's time budget
-    cfg = cfg.replace(**changes)
+    cfg = layer(cfg, {k: coerce(k, v, "command line") for k, v in flags.items()})
     if "name" not in flags and cfg.name == TrainConfig.name and _differs_from_default(cfg):
         cfg = cfg.replace(name=cfg.dataset)  # a run that is not the default recipe is not named after it
     return cfg.validate()

@@ -41,7 +41,6 @@ Every error is one line naming the file, the table and the key, raised before an
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -56,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.train.config import FIELDS, ConfigError, TrainConfig, coerce, field_kind, load_recipe
+from chainrule.train.config import FIELDS, ConfigError, TrainConfig, coerce, field_kind, layer, load_recipe
 
 TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by", "halving")
 HALVING_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
@@ -273,17 +272,6 @@ def random_points(random: dict[str, dict[str, Any]], n_trials: int, sweep_seed: 
     return points
 
 
-def _layer(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
-    """Apply `changes` like the command line does: setting steps drops a recipe's epochs and the
-    reverse, so a layer that says `steps = 100` trains 100 steps."""
-    changes = dict(changes)
-    if changes.get("steps") is not None and "epochs" not in changes:
-        changes["epochs"] = None
-    if changes.get("epochs") is not None and "steps" not in changes:
-        changes["steps"] = None
-    return dataclasses.replace(cfg, **changes)
-
-
 def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpec:
     """Parse and check a spec, and (with `expand`) expand it to its trials, every one validated."""
     try:
@@ -470,7 +458,7 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
         return recipes[recipe]
 
     try:
-        based = _layer(start(spec.base.get("recipe")), base)
+        based = layer(start(spec.base.get("recipe")), base)
     except ConfigError as e:
         raise SpecError(f"{source} [base]: {e}") from None
     trials: list[Trial] = []
@@ -482,12 +470,12 @@ def expand_trials(spec: SweepSpec) -> list[Trial]:
                 changes = {k: v for k, v in params.items() if k != "recipe"}
                 cfg = based
                 if "recipe" in params:
-                    cfg = _layer(start(params["recipe"]), base)
+                    cfg = layer(start(params["recipe"]), base)
                 for k, by in spec.scale_by.items():  # a value the spec gives, in its own units
                     if k in changes or k in base:
-                        factor = getattr(_layer(cfg, changes), by)
+                        factor = getattr(layer(cfg, changes), by)
                         changes[k] = float(changes.get(k, base.get(k)) * factor)
-                cfg = _layer(cfg, changes).replace(seed=seed, name=spec.name, run_dir=None)
+                cfg = layer(cfg, changes).replace(seed=seed, name=spec.name, run_dir=None)
                 desc = ", ".join(f"{k} = {_short(v)}" for k, v in params.items()) or "the base config"
                 try:
                     cfg.validate()

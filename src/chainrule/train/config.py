@@ -407,6 +407,24 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+# the three ways to say how long a run is: a layer that sets one replaces the others below it
+LENGTH_KEYS = ("epochs", "steps", "time_budget")
+
+
+def layer(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """`cfg` with `changes` laid over it, as the command line and a sweep's layers both do: a layer
+    that sets `steps` drops the `epochs` below it and the reverse, and either drops a recipe's
+    `time_budget` (`--epochs 2` over a budget recipe trains 2 epochs) unless the layer sets one too."""
+    changes = dict(changes)
+    if changes.get("steps") is not None and "epochs" not in changes:
+        changes["epochs"] = None
+    if changes.get("epochs") is not None and "steps" not in changes:
+        changes["steps"] = None
+    if any(changes.get(k) is not None for k in ("epochs", "steps")) and "time_budget" not in changes:
+        changes["time_budget"] = None
+    return dataclasses.replace(cfg, **changes)
+
+
 def _check(ok: bool, key: str, value: Any, what: str) -> None:
     if not ok:
         raise ConfigError(f"{key} = {value!r} is invalid: it must be {what}")
