@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from chainrule._io import atomic_write_text
-from chainrule.train.history import EVAL_FIELDS
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
@@ -44,8 +43,9 @@ def _pct(v: Any) -> str:
 
 
 def _eval_table(evals: Sequence[dict[str, Any]], max_rows: int = 60) -> str:
-    cols = EVAL_FIELDS
-    cols = tuple(c for c in cols if any(e.get(c) is not None for e in evals))
+    # the columns are the records' keys, in their order: the report shows what it is given
+    keys = dict.fromkeys(k for e in evals for k in e)
+    cols = tuple(c for c in keys if any(e.get(c) is not None for e in evals))
     shown = list(evals)
     note = ""
     if len(shown) > max_rows:  # keep the first, the last, and evenly spaced rows in between

@@ -9,8 +9,9 @@ A sweep folder holds `sweep.db` (SQLite, the coordinator's store), `spec.toml`, 
 `trials/<id>/` (ordinary run folders), `report.html` and its PNGs. See README's "Sweeps".
 """
 
+from .layout import SweepError
 from .report import build_report, summary_line, write_sweep_report
-from .runner import SweepError, SweepResult, run_sweep, write_csv
+from .runner import SweepResult, run_sweep, write_csv
 from .spec import SpecError, SweepSpec, Trial, load_spec, parse_spec, spec_names, spec_text, trial_id
 from .store import Store, StoreError
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from chainrule._io import atomic_write_text
 
-from .runner import DB_NAME, swept_keys, trial_dir
+from .layout import DB_NAME, REPORT_NAME, SweepError, swept_keys, trial_dir
 from .spec import halving_of
 from .store import STATUSES, Store, StoreError
 
@@ -157,8 +157,6 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     try:
         store = Store(out_dir / DB_NAME, readonly=True)
     except StoreError:
-        from .runner import SweepError
-
         raise SweepError(f"{out_dir} is not a sweep folder (no readable {DB_NAME} there)") from None
     with store:
         trials = store.trials()
@@ -436,7 +434,7 @@ def write_sweep_report(out_dir: str | Path, curves_key: str | None = None) -> Pa
         from chainrule.report import save_png
 
         save_png(png, out_dir / fname)
-    return atomic_write_text(out_dir / "report.html", text)
+    return atomic_write_text(out_dir / REPORT_NAME, text)
 
 
 def summary_line(out_dir: str | Path) -> str:

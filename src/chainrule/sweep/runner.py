@@ -34,11 +34,11 @@ from chainrule._io import atomic_write_text
 
 from .backends import LocalPool, RayPool, available_cores
 from .halving import Rungs
+from .layout import CSV_NAME, DB_NAME, LOCK_NAME, SPEC_NAME, SweepError, swept_keys, trial_dir
 from .progress import SweepProgress
 from .spec import SweepSpec, halving_of
 from .store import ENDED, Store
 
-DB_NAME = "sweep.db"
 CSV_FIELDS = (
     "val_acc",
     "test_acc",
@@ -54,10 +54,6 @@ CSV_FIELDS = (
 )
 
 
-class SweepError(RuntimeError):
-    """The sweep cannot run (folder taken, not a sweep folder, ...): one line."""
-
-
 @dataclass
 class SweepResult:
     out_dir: Path
@@ -69,13 +65,9 @@ class SweepResult:
     new_trials: list[str] = field(default_factory=list)
 
 
-def trial_dir(out_dir: Path, trial_id: str) -> Path:
-    return out_dir / "trials" / trial_id
-
-
 class _Lock:
     def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / ".lock"
+        self.path = out_dir / LOCK_NAME
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -86,15 +78,6 @@ class _Lock:
     def release(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
-
-
-def swept_keys(trials: list[dict[str, Any]]) -> list[str]:
-    keys: list[str] = []
-    for t in trials:
-        for k in t["params"]:
-            if k not in keys:
-                keys.append(k)
-    return keys
 
 
 def _cell(v: Any) -> Any:
@@ -119,7 +102,7 @@ def write_csv(store: Store, out_dir: Path) -> Path:
             + [_cell(t["params"].get(k)) for k in keys]
             + [_cell(t.get(c)) for c in fields]
         )
-    return atomic_write_text(out_dir / "trials.csv", buf.getvalue())
+    return atomic_write_text(out_dir / CSV_NAME, buf.getvalue())
 
 
 def _check_data(trials: list[dict[str, Any]]) -> None:
@@ -227,7 +210,7 @@ def _run_locked(
             store.set_meta("name", spec.name)
             store.set_meta("description", spec.description)
             store.set_meta("spec", spec.text)
-            atomic_write_text(out / "spec.toml", spec.text)
+            atomic_write_text(out / SPEC_NAME, spec.text)
             new = store.add_trials(spec.trials)
         if retry_failed:
             store.reset(t["trial_id"] for t in store.trials("failed"))

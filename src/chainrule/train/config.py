@@ -14,10 +14,13 @@ import dataclasses
 import difflib
 import math
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .registry import ENGINES
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
@@ -38,7 +41,7 @@ SCHEDULES = (
 MONITORS = ("val_loss", "val_acc")
 PREPROCESS = ("standardize", "center", "scale", "center255")
 DTYPES = ("float32", "float64")
-BACKENDS = ("numpy", "torch")
+BACKENDS = ENGINES.keys()  # live: an engine registered later is a valid backend too
 MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -49,7 +52,7 @@ class ConfigError(ValueError):
     """A config value, key or file is invalid. The message is one line that names the problem."""
 
 
-def _f(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+def _f(default: Any, help: str, group: str, choices: Collection[str] | None = None, **kw: Any) -> Any:
     meta = {"help": help, "group": group, "choices": choices}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta, **kw)

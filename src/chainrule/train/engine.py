@@ -2,11 +2,16 @@
 
 An engine owns a model, its optimizer and its loss, and does the math of one step; the trainer
 owns everything else (batches, schedule, evaluation points, history, early stopping, checkpoints,
-progress). Two engines implement it:
+progress). The engines are plug-ins, named in `registry.ENGINES` ("module:Class", imported only
+when a run asks for one, so `chainrule --help` and the NumPy path never import torch):
 
     numpy  `chainrule.train.numpy_engine.NumpyEngine`: chainrule.nn modules and chainrule.optim
     torch  `chainrule.train.torch_engine.TorchEngine`: the same model built as torch.nn modules
-           (imported only when asked for; the NumPy path never imports torch)
+
+A new engine is one module with its class plus one line in `registry.ENGINES` (or
+`registry.register_engine` from outside the package). An engine class may define a static
+`preflight(cfg)`: check what the config asks of this machine before any data is loaded. No engine
+module imports another, and this module imports none of them.
 
 Batches reach `train_step` as NumPy arrays: float (B, D) for MLPs, or uint8 (B, C, H, W) for image
 models (the engine converts and normalizes on its side, so no float copy of a whole data set is
@@ -16,11 +21,13 @@ trainer's checkpoint format is the same for both.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Protocol
 
 import numpy as np
 
 from .config import ConfigError, TrainConfig
+from .registry import ENGINES
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,6 +89,26 @@ class Engine(Protocol):
         """One line for the log: backend, device, precision, threads."""
 
 
+# what to install when an engine's module needs a package that is missing (pip extra)
+_EXTRAS = {"torch": ("PyTorch", "pip install 'chainrule[torch]' (torch==2.13.0)")}
+
+
+def engine_class(backend: str) -> Any:
+    """The class that `backend` names (its module imported now). Raises `ConfigError` with one line
+    for an unknown backend or a missing package."""
+    if backend not in ENGINES:
+        raise ConfigError(f"backend = {backend!r} is not one of {', '.join(ENGINES)}")
+    module, _, cls = ENGINES[backend].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing in _EXTRAS:
+            what, how = _EXTRAS[missing]
+            raise ConfigError(f"--backend {backend} needs {what}: {how}") from None
+        raise
+
+
 def make_engine(
     cfg: TrainConfig,
     in_shape: tuple[int, ...],
@@ -91,34 +118,18 @@ def make_engine(
     sample: np.ndarray | None = None,
 ) -> Engine:
     """The engine `cfg.backend` names, built from `cfg` (same config and seed: same initial weights
-    on both engines). `sample`: training images for data-dependent initialization (the whitened
+    on every engine). `sample`: training images for data-dependent initialization (the whitened
     stem of fastnet)."""
-    if cfg.backend == "numpy":
-        from .numpy_engine import NumpyEngine
-
-        return NumpyEngine(cfg, in_shape, num_classes, mean, std)
-    if cfg.backend == "torch":
-        preflight(cfg)
-        from .torch_engine import TorchEngine
-
-        return TorchEngine(cfg, in_shape, num_classes, mean, std, sample)
-    raise ConfigError(f"backend = {cfg.backend!r} is not one of numpy, torch")
+    preflight(cfg)
+    return engine_class(cfg.backend)(cfg, in_shape, num_classes, mean, std, sample=sample)
 
 
 def preflight(cfg: TrainConfig) -> None:
-    """Check, before any data is loaded, what the config asks of this machine: PyTorch installed,
-    the device present, bf16 supported. Raises `ConfigError` with one line."""
-    if cfg.backend != "torch":
-        return
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "--backend torch needs PyTorch: pip install 'chainrule[torch]' (torch==2.13.0)"
-        ) from None
-    from .torch_engine import check_precision, resolve_device
-
-    check_precision(cfg.precision, resolve_device(cfg.device))
+    """Check, before any data is loaded, what the config asks of this machine (the engine's package
+    installed; for torch the device present, bf16 supported). Raises `ConfigError` with one line."""
+    check = getattr(engine_class(cfg.backend), "preflight", None)
+    if check is not None:
+        check(cfg)
 
 
 def limit_threads(n: int | None) -> Any:

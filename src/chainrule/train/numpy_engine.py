@@ -18,56 +18,15 @@ import numpy as np
 
 from chainrule.nn import SoftmaxCrossEntropy
 
+from .builders import build_model, build_optimizer
 from .checkpoint import generator_states, set_generator_states
 from .config import ConfigError, TrainConfig
 from .engine import TrainingDiverged, limit_threads
 
 
-def build_model(cfg: TrainConfig, in_features: int, num_classes: int) -> Any:
-    """The MLP of `cfg` (a `chainrule.nn.MLP`); the torch engine starts from a copy of it."""
-    from chainrule.nn import MLP
-
-    try:
-        return MLP(
-            in_features,
-            cfg.hidden_sizes,
-            num_classes,
-            activation=cfg.activation,
-            dropout=cfg.dropout,
-            batch_norm=cfg.batch_norm,
-            init=cfg.init,
-            init_std=cfg.init_std,
-            dtype=np.dtype(cfg.dtype),
-            seed=cfg.seed,
-        )
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def build_optimizer(cfg: TrainConfig, model: Any) -> Any:
-    """`make_optimizer` with the hyperparameters each optimizer takes."""
-    from chainrule.optim import make_optimizer
-
-    try:
-        return make_optimizer(cfg.optimizer, model.parameters(), **optimizer_kwargs(cfg))
-    except ValueError as e:
-        raise ConfigError(f"optimizer: {e}") from None
-
-
-def optimizer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    """The hyperparameters of `cfg.optimizer`, by the names chainrule.optim and torch.optim share."""
-    kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if cfg.optimizer == "sgd":
-        kw.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
-    elif cfg.optimizer in ("adam", "adamw"):
-        kw.update(betas=(cfg.beta1, cfg.beta2))
-    elif cfg.optimizer == "rmsprop":
-        kw.update(momentum=cfg.momentum)
-    return kw
-
-
 class NumpyEngine:
-    """Args: see `chainrule.train.engine.Engine`. Takes flattened float batches (B, D)."""
+    """Args: see `chainrule.train.engine.Engine` (`sample` is unused: MLPs have no data-dependent
+    initialization). Takes flattened float batches (B, D)."""
 
     backend = "numpy"
 
@@ -78,6 +37,7 @@ class NumpyEngine:
         num_classes: int,
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
+        sample: np.ndarray | None = None,
     ) -> None:
         if cfg.model != "mlp":
             raise ConfigError(f"--model {cfg.model} needs --backend torch (the NumPy engine builds MLPs)")

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .builders import build_model, optimizer_kwargs
 from .config import ConfigError, TrainConfig
 from .engine import TrainingDiverged, limit_threads
-from .numpy_engine import build_model, optimizer_kwargs
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -167,6 +167,11 @@ class TorchEngine:
     """Args: see `chainrule.train.engine.Engine`."""
 
     backend = "torch"
+
+    @staticmethod
+    def preflight(cfg: TrainConfig) -> None:
+        """The device `cfg.device` present, and bf16 supported there if asked for."""
+        check_precision(cfg.precision, resolve_device(cfg.device))
 
     def __init__(
         self,

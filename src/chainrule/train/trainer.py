@@ -24,11 +24,11 @@ import numpy as np
 
 from chainrule._interrupt import stop_requested
 
+from .builders import build_model, build_optimizer
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .engine import Engine, TrainingDiverged, make_engine
 from .history import EarlyStopping, History
-from .numpy_engine import build_model, build_optimizer
 from .prepare import Prepared
 from .progress import Progress
 
@@ -51,7 +51,7 @@ class FitResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# builders (the model and optimizer builders live with the NumPy engine)
+# builders (the model and optimizer builders, shared by every engine, are in `builders`)
 
 
 def evaluations_per_step(cfg: TrainConfig, steps_per_epoch: int) -> float:

@@ -1,0 +1,22 @@
+"""The engine registry: backend name -> "module:Class", without importing any engine.
+
+`chainrule.train.config` takes its backend list from here (so `chainrule --help` lists every
+engine and starts without NumPy or torch) and `chainrule.train.engine` imports the class a run
+asks for. A new engine is its module plus one line below, or `register_engine` from outside the
+package (a test, a plug-in).
+"""
+
+from __future__ import annotations
+
+ENGINES: dict[str, str] = {
+    "numpy": "chainrule.train.numpy_engine:NumpyEngine",
+    "torch": "chainrule.train.torch_engine:TorchEngine",
+}
+
+
+def register_engine(name: str, target: str) -> None:
+    """Make `backend = name` train with the class `target` ("module:Class", imported when used)."""
+    module, _, cls = target.partition(":")
+    if not module or not cls.isidentifier():
+        raise ValueError(f"register_engine({name!r}, {target!r}): the target must be 'module:Class'")
+    ENGINES[name] = target
