@@ -7,15 +7,18 @@ One step is
     engine.set_lr(schedule(step))
     loss = engine.train_step(x_b, y_b)            # forward, loss, backward, penalty, optimizer step
 
-Everything else (evaluation in large batches, history files, checkpoints) happens only at
-evaluation points. Batches are a seeded permutation per epoch (`default_rng([seed, epoch])`), so
-the position in the data is a pure function of the step: a resumed run continues bit-identically.
+Everything else (evaluation in large batches, history files, checkpoints, progress) is a callback
+(`chainrule.train.callbacks`): at evaluation points, and a clock read per step for the checkpoint
+that is never more than 15 s old. Batches are a seeded permutation per epoch
+(`default_rng([seed, 7, epoch])`), so the position in the data is a pure function of the step: a
+resumed run continues bit-identically.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,14 @@ import numpy as np
 from chainrule._interrupt import stop_requested
 
 from .builders import build_model, build_optimizer
+from .callbacks import (
+    Callback,
+    LastGoodState,
+    MetricsFiles,
+    PeriodicCheckpoint,
+    ProgressDisplay,
+    overrides,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .engine import Engine, TrainingDiverged, make_engine
@@ -151,6 +162,7 @@ class Trainer:
         data: prepared arrays (`chainrule.train.prepare.prepare`).
         run_dir: folder for `checkpoint.npz` and the metrics files; None keeps everything in memory.
         progress: a `Progress` (None: quiet).
+        callbacks: `chainrule.train.callbacks.Callback`s, called after the built-in ones.
 
     After `fit()`, `engine.model` holds the final weights (the best ones with early stopping and
     `restore_best`), and `history` the per-step and per-evaluation metrics.
@@ -167,6 +179,7 @@ class Trainer:
         data: Prepared,
         run_dir: str | Path | None = None,
         progress: Progress | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.cfg = cfg.validate()
         self.data = data
@@ -219,13 +232,18 @@ class Trainer:
         self.train_time = 0.0
         self.progress = progress or Progress(self.total_steps, enabled=False)
         self.last_checkpoint_step: int | None = None
-        self._good_state: dict[str, Any] | None = None
+        self.last_checkpoint_time = 0.0  # time.perf_counter() of the last checkpoint
         k = min(cfg.train_eval_size, self.n_train)
         self.train_eval_idx = np.sort(np.random.default_rng([cfg.seed, 3]).permutation(self.n_train)[:k])
-        self._last_eval_step = 0
-        self._last_ckpt_time = 0.0
-        self._last_metrics_time = -math.inf
-        self._metrics_step: int | None = None  # the last evaluation step in metrics.jsonl
+        self.last_eval_step = 0
+        self._good, self._metrics = LastGoodState(), MetricsFiles()
+        self.callbacks: list[Callback] = [
+            self._good,
+            self._metrics,
+            PeriodicCheckpoint(),
+            ProgressDisplay(),
+            *callbacks,
+        ]
         from chainrule.nn import SoftmaxCrossEntropy  # evaluation loss, engine-independent
 
         self._eval_loss_fn = SoftmaxCrossEntropy()
@@ -258,7 +276,7 @@ class Trainer:
             "epoch": round(self.step / self.steps_per_epoch, 4),
             "time": round(self.train_time, 3),
             "lr": self.engine.get_lr(),
-            "train_loss_running": self.history.running_mean(self._last_eval_step, self.step),
+            "train_loss_running": self.history.running_mean(self.last_eval_step, self.step),
         }
         idx = self.train_eval_idx
         if idx.size:
@@ -284,7 +302,7 @@ class Trainer:
             "history": self.history.state_dict(),
             "stopper": self.stopper.state_dict(),
             "best_state": self.best_state,
-            "last_eval_step": self._last_eval_step,
+            "last_eval_step": self.last_eval_step,
             "total_steps": self.total_steps,
         }
 
@@ -299,7 +317,7 @@ class Trainer:
         self.history.load_state_dict(state["history"])
         self.stopper.load_state_dict(state["stopper"])
         self.best_state = state["best_state"]
-        self._last_eval_step = int(state["last_eval_step"])
+        self.last_eval_step = int(state["last_eval_step"])
         self.step = int(state["step"])
         self.train_time = float(state["train_time"])
 
@@ -308,7 +326,7 @@ class Trainer:
             return None
         path = save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
         self.last_checkpoint_step = self.step
-        self._last_ckpt_time = time.perf_counter()
+        self.last_checkpoint_time = time.perf_counter()
         return path
 
     def resume(self, path: str | Path | None = None) -> None:
@@ -328,125 +346,94 @@ class Trainer:
     def _permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(self.n_train)
 
-    def _remember_good(self) -> None:
-        self._good_state = {"step": self.step, "model": self.engine.model_state()}
-
     def fit(self, until_step: int | None = None) -> FitResult:
         """Train up to `total_steps` (or until `until_step`, then checkpoint and return "paused").
 
         Evaluates every `eval_every` steps, at the end of every epoch (unless `eval_each_epoch` is
-        off) and at the end of the run. A NaN/Inf
-        loss, gradient or weight stops training ("diverged"): the model is reset to the last
-        good evaluation point and the last good checkpoint is left as it was.
+        off) and at the end of the run. A NaN/Inf loss, gradient or weight stops training
+        ("diverged"): the model is reset to the last good evaluation point and the last good
+        checkpoint is left as it was. Around the steps, the callbacks (`chainrule.train.callbacks`)
+        keep the run folder and the progress display current.
         """
         cfg, engine, hist, schedule = self.cfg, self.engine, self.history, self.schedule
-        x, y = self.data.x_train, self.data.y_train
-        bs, spe, total = cfg.batch_size, self.steps_per_epoch, self.total_steps
-        stop_at = total if until_step is None else min(total, int(until_step))
-        hist.ensure(total)
-        xbuf = np.empty((bs, *x.shape[1:]), x.dtype)
+        stop_at = self.total_steps if until_step is None else min(self.total_steps, int(until_step))
+        hist.ensure(self.total_steps)
+        batches = _Batches(self)
         stateful, loss_ratio = self.stateful_lr, cfg.schedule == "loss_ratio"
-        augment, pad = cfg.random_flip or cfg.random_crop, cfg.crop_padding if cfg.random_crop else 0
-        # uint8 images are padded with their channel means, which standardize to 0 like the float path
-        fill = np.rint(255 * self.data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
-        crop_mode = "reflect" if cfg.crop_fill == "reflect" else "constant"
-        # alternating flip: one random bit per image, negated in odd epochs
-        flip_bits = np.random.default_rng([cfg.seed, 13]).random(len(x)) < 0.5 if cfg.alternate_flip else None
-        progress = self.progress
-        if self.step == 0 and not hist.evals:
-            self._remember_good()
-            self.save_checkpoint()
-        elif self._good_state is None:
-            self._remember_good()
-        perm_epoch, perm = -1, np.empty(0, np.intp)
-        progress.start(self.step)
+        step_hooks = [cb.on_step_end for cb in self.callbacks if overrides(cb, "on_step_end")]
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
         status, message = "completed", ""
-        t_start = time.perf_counter()
-        t_base = self.train_time
-        errstate = np.errstate(over="ignore", invalid="ignore")  # divergence is detected explicitly
-        errstate.__enter__()
+        t_start, t_base = time.perf_counter(), self.train_time
         try:
-            while self.step < stop_at:
-                step = self.step
-                epoch, pos = divmod(step, spe)
-                if epoch != perm_epoch:
-                    perm, perm_epoch = self._permutation(epoch), epoch
-                idx = perm[pos * bs : (pos + 1) * bs]
-                # mode="clip": with the default "raise", NumPy gathers into a fresh temporary and
-                # copies it into `out` every step (11% of seed 004's grid, docs/benchmarks.md); the
-                # indices come from a permutation, so nothing is ever clipped
-                xb = np.take(x, idx, axis=0, out=xbuf, mode="clip") if idx.size == bs else x[idx]
-                yb = y[idx]
-                if augment:  # a generator per step: a resumed run draws the same crops
-                    rng = np.random.default_rng([cfg.seed, 11, step])
-                    flip = cfg.random_flip if flip_bits is None else flip_bits[idx] ^ bool(epoch % 2)
-                    xb = augment_batch(xb, self.data.image_shape, flip, pad, rng, fill, crop_mode)
-                lr = schedule.lr if stateful else schedule(step)
-                engine.set_lr(lr)
-                loss = engine.train_step(xb, yb)
-                hist.loss[step] = loss
-                hist.lr[step] = lr
-                self.step = step + 1
-                hist.steps = self.step
-                if loss_ratio:
-                    schedule.update(loss)
-                if self.evaluates_after(self.step):
-                    self.train_time = t_base + time.perf_counter() - t_start
-                    stop = self._evaluation_point()
-                    if stop:
-                        status = "early_stopped"
-                        message = (
-                            f"early stop at step {self.step}: {self.monitor} improved by less than "
-                            f"{100 * cfg.min_delta:g}% for {cfg.patience} evaluation(s)"
-                        )
-                        break
-                progress.update(self.step)
-                if stop_requested():  # the first Ctrl-C / SIGTERM under `stop_on_signals`
-                    status = "interrupted"
-                    saved = "; checkpoint saved" if self.run_dir is not None else ""
-                    message = f"interrupted at step {self.step}{saved}"
-                    break  # the checkpoint of this step is written below
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected explicitly
+                while self.step < stop_at:
+                    step = self.step
+                    xb, yb = batches(step)
+                    lr = schedule.lr if stateful else schedule(step)
+                    engine.set_lr(lr)
+                    loss = engine.train_step(xb, yb)
+                    hist.loss[step], hist.lr[step] = loss, lr
+                    self.step = hist.steps = step + 1
+                    if loss_ratio:
+                        schedule.update(loss)
+                    if self.evaluates_after(self.step):
+                        self.train_time = t_base + time.perf_counter() - t_start
+                        if self._evaluation_point():
+                            status, message = "early_stopped", self._early_stop_message()
+                            break
+                    for hook in step_hooks:
+                        hook(self, loss)
+                    if stop_requested():  # the first Ctrl-C / SIGTERM under `stop_on_signals`
+                        status = "interrupted"
+                        saved = "; checkpoint saved" if self.run_dir is not None else ""
+                        message = f"interrupted at step {self.step}{saved}"
+                        break  # the checkpoint of this step is written below
             self.train_time = t_base + time.perf_counter() - t_start
-            if status == "completed" and self.step < total:
-                status = "paused"
-                message = f"paused at step {self.step} of {total}"
-                self.save_checkpoint()
-            elif status != "paused":
-                self.save_checkpoint()  # the final state (before best weights are restored)
+            if status == "completed" and self.step < self.total_steps:
+                status, message = "paused", f"paused at step {self.step} of {self.total_steps}"
+            self.save_checkpoint()  # the final state (before best weights are restored)
         except TrainingDiverged as e:
             self.train_time = t_base + time.perf_counter() - t_start
-            status = "diverged"
-            good = self._good_state
-            assert good is not None
-            engine.load_model_state(good["model"])
-            where = (
-                f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in "
-                f"{self.run_dir / CHECKPOINT}"
-                if self.run_dir is not None and self.last_checkpoint_step is not None
-                else f"the model was reset to step {good['step']}"
-            )
-            message = (
-                f"training diverged at step {self.step + 1}: {e} (lr {engine.get_lr():.3g}); "
-                f"stopped, {where}. "
-                "Try a smaller --lr."
-            )
+            status, message = "diverged", self._diverged_message(e, self._good.restore(self))
         except KeyboardInterrupt:
             self.train_time = t_base + time.perf_counter() - t_start
             status = "interrupted"
-            message = (
-                f"interrupted at step {self.step}; the checkpoint of step {self.last_checkpoint_step} is kept"
-            )
+            kept = self.last_checkpoint_step
+            message = f"interrupted at step {self.step}; the checkpoint of step {kept} is kept"
         finally:
-            errstate.__exit__(None, None, None)
-            progress.close()
-            if self.run_dir is not None and self._metrics_step != self._last_eval_step:
-                self._write_metrics()
+            self.progress.close()
+            self._metrics.flush(self)
         if status in ("completed", "early_stopped") and cfg.early_stopping and cfg.restore_best:
             if self.best_state is not None:
                 engine.load_model_state(self.best_state)
         if status == "completed":
-            message = f"completed {self.step} steps ({self.step / spe:.2f} epochs) in {self.train_time:.1f} s"
-        return FitResult(status, message, self.step, self.train_time, self.stopper.best_step)
+            message = (
+                f"completed {self.step} steps ({self.step / self.steps_per_epoch:.2f} epochs) "
+                f"in {self.train_time:.1f} s"
+            )
+        result = FitResult(status, message, self.step, self.train_time, self.stopper.best_step)
+        for cb in self.callbacks:
+            cb.on_fit_end(self, result)
+        return result
+
+    def _early_stop_message(self) -> str:
+        return (
+            f"early stop at step {self.step}: {self.monitor} improved by less than "
+            f"{100 * self.cfg.min_delta:g}% for {self.cfg.patience} evaluation(s)"
+        )
+
+    def _diverged_message(self, e: TrainingDiverged, good_step: int) -> str:
+        where = (
+            f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in "
+            f"{self.run_dir / CHECKPOINT}"
+            if self.run_dir is not None and self.last_checkpoint_step is not None
+            else f"the model was reset to step {good_step}"
+        )
+        return (
+            f"training diverged at step {self.step + 1}: {e} (lr {self.engine.get_lr():.3g}); "
+            f"stopped, {where}. Try a smaller --lr."
+        )
 
     def evaluates_after(self, step: int) -> bool:
         """Whether `fit` evaluates after optimizer step `step` (1-based): every `eval_every` steps, at
@@ -458,19 +445,13 @@ class Trainer:
             or step == self.total_steps
         )
 
-    def _write_metrics(self) -> None:
-        assert self.run_dir is not None
-        self.history.write_evals(self.run_dir)
-        self._last_metrics_time = time.perf_counter()
-        self._metrics_step = self._last_eval_step
-
     def _evaluation_point(self) -> bool:
-        """Evaluate, record, track the best weights, feed the plateau rule, checkpoint.
-        Returns True when early stopping says stop."""
+        """Evaluate, record, track the best weights, feed the plateau rule, then the callbacks'
+        `on_evaluation`. Returns True when early stopping says stop."""
         self.engine.check_finite()
         rec = self._eval_record()
         self.history.add_eval(rec)
-        self._last_eval_step = self.step
+        self.last_eval_step = self.step
         value = rec.get(self.monitor)  # None when nothing measures it (no val split, train_eval_size 0)
         running = rec.get("train_loss_running")
         if (value is not None and not math.isfinite(value)) or (
@@ -482,26 +463,46 @@ class Trainer:
                 self.best_state = self.engine.model_state()
             if self.cfg.schedule == "plateau":
                 self.schedule.update(value)
-        self._remember_good()
-        if self.run_dir is not None:
-            # metrics.jsonl/csv are rewritten whole (atomically, with an fsync): at most every 2 s
-            # of wall time, or a run with hundreds of short epochs spends most of its time here;
-            # `fit` writes what is left when it returns
-            if time.perf_counter() - self._last_metrics_time > 2.0:
-                self._write_metrics()
-            # checkpoint at most every 15 s of wall time (and always at the end of the run)
-            if time.perf_counter() - self._last_ckpt_time > 15.0 or self.step == self.total_steps:
-                self.save_checkpoint()
-        self.progress.evaluated(self.step, _short_metrics(rec))
+        for cb in self.callbacks:
+            cb.on_evaluation(self, rec)
         return self.cfg.early_stopping and self.stopper.should_stop
 
 
-def _short_metrics(rec: dict[str, Any]) -> str:
-    parts = [f"ep {rec['epoch']:.2f}"]
-    if rec.get("train_loss_running") is not None:
-        parts.append(f"loss {rec['train_loss_running']:.4f}")
-    for split in ("val", "test"):
-        if rec.get(f"{split}_acc") is not None:
-            parts.append(f"{split} {100 * rec[f'{split}_acc']:.2f}%")
-    parts.append(f"lr {rec['lr']:.3g}")
-    return " ".join(parts)
+class _Batches:
+    """Batch `step` of a trainer's run: a gather from the epoch's seeded permutation into a
+    preallocated buffer, then the augmentation (flip, crop) if asked, from a generator per step, so
+    the batch is a pure function of the step and a resumed run sees the same data."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        cfg, data = trainer.cfg, trainer.data
+        self.trainer, self.cfg, self.image_shape = trainer, cfg, data.image_shape
+        self.x, self.y = data.x_train, data.y_train
+        self.bs, self.spe = cfg.batch_size, trainer.steps_per_epoch
+        self.xbuf = np.empty((self.bs, *self.x.shape[1:]), self.x.dtype)
+        self.augment = cfg.random_flip or cfg.random_crop
+        self.pad = cfg.crop_padding if cfg.random_crop else 0
+        # uint8 images are padded with their channel means, which standardize to 0 like the float path
+        self.fill = np.rint(255 * data.mean).clip(0, 255) if self.x.dtype == np.uint8 else 0
+        self.crop_mode = "reflect" if cfg.crop_fill == "reflect" else "constant"
+        # alternating flip: one random bit per image, negated in odd epochs
+        self.flip_bits = (
+            np.random.default_rng([cfg.seed, 13]).random(len(self.x)) < 0.5 if cfg.alternate_flip else None
+        )
+        self.perm_epoch, self.perm = -1, np.empty(0, np.intp)
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        bs, cfg = self.bs, self.cfg
+        epoch, pos = divmod(step, self.spe)
+        if epoch != self.perm_epoch:
+            self.perm, self.perm_epoch = self.trainer._permutation(epoch), epoch
+        idx = self.perm[pos * bs : (pos + 1) * bs]
+        # mode="clip": with the default "raise", NumPy gathers into a fresh temporary and copies it
+        # into `out` every step (11% of seed 004's grid, docs/benchmarks.md); the indices come from a
+        # permutation, so nothing is ever clipped
+        xb = np.take(self.x, idx, axis=0, out=self.xbuf, mode="clip") if idx.size == bs else self.x[idx]
+        yb = self.y[idx]
+        if self.augment:
+            rng = np.random.default_rng([cfg.seed, 11, step])
+            flip = cfg.random_flip if self.flip_bits is None else self.flip_bits[idx] ^ bool(epoch % 2)
+            xb = augment_batch(xb, self.image_shape, flip, self.pad, rng, self.fill, self.crop_mode)
+        return xb, yb
