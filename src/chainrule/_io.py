@@ -1,4 +1,5 @@
-"""Atomic file writes, shared by every part of chainrule that writes files.
+"""Atomic file writes, shared by every part of chainrule that writes files, and `one_line`, the
+form in which an error reaches a terminal or a table.
 
 The data goes to a temporary file in the destination's folder, is flushed to disk, gets the
 permissions a plain `open` would have given it, and is then moved into place with `os.replace`:
@@ -72,3 +73,12 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
+
+
+def one_line(e: BaseException, with_type: bool = False) -> str:
+    """The message of `e` on one line (white space folded); its type's name when it has none, and
+    before the message `with_type` (a sweep's trials.csv, where no traceback is at hand)."""
+    text = " ".join(str(e).split())
+    if not text:
+        return type(e).__name__
+    return f"{type(e).__name__}: {text}" if with_type else text

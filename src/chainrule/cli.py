@@ -22,7 +22,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from chainrule._io import one_line
 from chainrule.train.config import (
+    BOOKKEEPING,
     FIELDS,
     GROUP_TITLES,
     ConfigError,
@@ -273,16 +275,12 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return cfg.validate()
 
 
-# fields that say where and how loudly a run goes, not what it trains
-_BOOKKEEPING = {"name", "description", "seed", "out_dir", "run_dir", "data_dir", "download"}
-
-
 def _differs_from_default(cfg: TrainConfig) -> bool:
     default = TrainConfig()
     return any(
         getattr(cfg, f.name) != getattr(default, f.name)
         for f in dataclasses.fields(TrainConfig)
-        if f.name not in _BOOKKEEPING
+        if f.name not in BOOKKEEPING and f.name != "seed"  # another seed of the default is the default
     )
 
 
@@ -482,13 +480,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except (OSError, ValueError, RuntimeError) as e:  # missing data, damaged files ...
-        print(f"chainrule: error: {_one_line(e)}", file=sys.stderr)
+        print(f"chainrule: error: {one_line(e)}", file=sys.stderr)
         return 1
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

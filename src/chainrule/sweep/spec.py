@@ -55,14 +55,22 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.train.config import FIELDS, ConfigError, TrainConfig, coerce, field_kind, layer, load_recipe
+from chainrule.train.config import (
+    BOOKKEEPING,
+    FIELDS,
+    ConfigError,
+    TrainConfig,
+    coerce,
+    field_kind,
+    layer,
+    load_recipe,
+)
 
 TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by", "halving")
 HALVING_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
 HALVING_KEYS = ("metric", "reduction_factor", "min_fraction")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
-# keys that say where a trial goes or how its data is found, not what it trains: not in the id
-NOT_IN_ID = ("name", "out_dir", "run_dir", "description", "data_dir", "download")
+NOT_IN_ID = BOOKKEEPING  # not in a trial's id
 # keys the sweep sets itself
 SWEEP_OWNED = {
     "seed": "the seeds come from the top-level `seeds` key",

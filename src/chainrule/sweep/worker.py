@@ -23,6 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from chainrule._io import one_line
+
 ENDED = ("completed", "early_stopped", "diverged")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CHAINRULE_NUM_THREADS")
 _RAW: dict[tuple[str, str | None], Any] = {}
@@ -134,11 +136,6 @@ def _result(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join((str(e).strip() or "").split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     """Run (or continue) one trial. `task`: trial_id, config (dict), run_dir, threads, plots (the
     run folder's PNGs and report.html; off by default: seconds each), until_fraction (successive
@@ -179,7 +176,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         )
         return _finish(out, res.summary, t0)
     except Exception as e:
-        out.update(status="failed", error=_one_line(e), wall_s=time.perf_counter() - t0)
+        out.update(status="failed", error=one_line(e, with_type=True), wall_s=time.perf_counter() - t0)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")

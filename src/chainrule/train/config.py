@@ -46,6 +46,9 @@ MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
+# fields that say where a run goes, how it is described and how its data is found, not what it
+# trains: a sweep leaves them out of a trial's id, the CLI out of "differs from the default"
+BOOKKEEPING = ("name", "description", "out_dir", "run_dir", "data_dir", "download")
 
 
 class ConfigError(ValueError):

@@ -32,7 +32,7 @@ from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, dumps, load_toml
 from .engine import preflight
 from .precision import PrecisionChoice, measure_precision
-from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, transform
+from .prepare import Prepared, RawData, load_raw, prepare, transform
 from .progress import Progress
 from .trainer import CHECKPOINT, FitResult, Trainer
 
@@ -297,23 +297,23 @@ def _plots_and_report(
         f"test images, true / predicted (confidence): {pick.size - wrong_shown} right and "
         f"{wrong_shown} of the {wrong_total} mistakes (red)"
     )
-    images = {
-        "Loss": report.loss_curves(hist.loss[: hist.steps], hist.window, hist.evals, f"{cfg.name}: loss"),
-        "Accuracy": report.accuracy_curves(hist.evals, f"{cfg.name}: accuracy"),
-        "Learning rate": report.lr_curve(hist.lr[: hist.steps], f"{cfg.name}: learning rate"),
-        "Confusion matrix (test set)": report.confusion_plot(cm, data.classes),
-        "Sample test predictions (true / predicted)": report.prediction_grid(
-            data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
-        ),
-    }
-    files = ["loss.png", "accuracy.png", "lr.png", "confusion.png", "predictions.png"]
+    loss, lr, name = hist.loss[: hist.steps], hist.lr[: hist.steps], cfg.name
+    grid = report.prediction_grid(
+        data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
+    )
+    sections = [  # (file, title, PNG bytes), in the report's order
+        ("loss.png", "Loss", report.loss_curves(loss, hist.window, hist.evals, f"{name}: loss")),
+        ("accuracy.png", "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy")),
+        ("lr.png", "Learning rate", report.lr_curve(lr, f"{name}: learning rate")),
+        ("confusion.png", "Confusion matrix (test set)", report.confusion_plot(cm, data.classes)),
+        ("predictions.png", "Sample test predictions (true / predicted)", grid),
+    ]
     if cfg.model != "mlp":  # image models: how fast the accuracy comes
-        images["Test accuracy against training time"] = report.time_to_accuracy(
-            hist.evals, f"{cfg.name}: time to accuracy"
-        )
-        files.append("time_to_accuracy.png")
-    for fname, png in zip(files, images.values(), strict=True):
+        png = report.time_to_accuracy(hist.evals, f"{name}: time to accuracy")
+        sections.append(("time_to_accuracy.png", "Test accuracy against training time", png))
+    for fname, _, png in sections:
         report.save_png(png, run_dir / fname)
+    images = {title: png for _, title, png in sections}
     report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images)
 
 
@@ -502,14 +502,6 @@ def predict_run(
             {"image": path, "class": classes[order[0]], "top": [(classes[i], float(p[i])) for i in order]}
         )
     return out
-
-
-def checkpoint_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / CHECKPOINT
-
-
-def data_root_for(cfg: TrainConfig) -> str | None:
-    return resolve_data_root(cfg.data_dir)
 
 
 __all__ = ["RunResult", "evaluate_run", "finalize", "load_run", "new_run_dir", "predict_run", "train_run"]
