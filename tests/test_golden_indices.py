@@ -9,9 +9,12 @@ import hashlib
 import numpy as np
 import pytest
 
+from chainrule.data import BatchIterator
+from chainrule.data.batching import epoch_permutation
+from chainrule.data.preprocess import stratified_split
 from chainrule.train import TrainConfig
-from chainrule.train.prepare import prepare, stratified_split, synthetic
-from chainrule.train.trainer import Trainer
+from chainrule.train.prepare import prepare, synthetic
+from chainrule.train.trainer import Trainer, _Batches
 
 
 def _hash(a: np.ndarray) -> str:
@@ -51,6 +54,20 @@ def test_synthetic_labels_are_pinned():
 )
 def test_batch_order_is_pinned(epoch, head, perm_hash):
     cfg = TrainConfig(dataset="synthetic", batch_size=32, seed=3)
-    trainer = Trainer(cfg, prepare(synthetic(), cfg))
-    perm = trainer._permutation(epoch)  # batch k of the epoch is perm[k * batch_size : (k + 1) * batch_size]
+    data = prepare(synthetic(), cfg)
+    trainer = Trainer(cfg, data)
+    perm = epoch_permutation(
+        cfg.seed, epoch, trainer.n_train
+    )  # batch k of the epoch: perm[32 k : 32 (k + 1)]
     assert perm[:8].tolist() == head and _hash(perm) == perm_hash
+    # what the trainer feeds and what the library's iterator yields are those batches
+    spe, batches, library = (
+        trainer.steps_per_epoch,
+        _Batches(trainer),
+        BatchIterator(data.x_train, data.y_train, 32, seed=3),
+    )
+    library.load_state_dict({"epoch": epoch, "batch": 0, "seed": 3})
+    fed = [batches(epoch * spe + k)[1].copy() for k in range(spe)]
+    yielded = [yb.copy() for _, yb in library]
+    for got in (fed, yielded):
+        np.testing.assert_array_equal(np.concatenate(got), data.y_train[perm])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainrule.data.batching import epoch_permutation
 from chainrule.train import (
     CheckpointError,
     ConfigError,
@@ -329,7 +330,7 @@ def test_alternating_flip_shows_each_image_both_ways_in_two_epochs():
     x = tr.data.x_train.reshape(-1, *tr.data.image_shape)
     flips = []
     for epoch, xb in enumerate(seen):  # one step per epoch: the batch is the epoch's permutation
-        perm = tr._permutation(epoch)
+        perm = epoch_permutation(cfg.seed, epoch, tr.n_train)
         img = xb.reshape(-1, *tr.data.image_shape)
         flipped = np.array([np.array_equal(img[j], x[i, :, :, ::-1]) for j, i in enumerate(perm)])
         assert all(flipped[j] or np.array_equal(img[j], x[i]) for j, i in enumerate(perm))

@@ -135,14 +135,30 @@ def one_hot(y: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.ndar
     return out
 
 
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), each sorted: round(fraction * n_c) of the n_c samples of each class c
+    go to validation, drawn by one `default_rng(seed)` class by class in label order. This is the
+    split of `chainrule train` (`val_fraction`, `seed`): every published figure comes from it."""
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = int(round(fraction * idx.size))
+        val_parts.append(rng.permutation(idx)[:k])
+    val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, np.intp)
+    keep = np.ones(y.size, bool)
+    keep[val] = False
+    return np.flatnonzero(keep), val
+
+
 def train_val_split(
     x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded (stratified) split into training and validation parts.
 
-    With `stratify`, each class gives the same fraction to validation (largest-remainder
-    rounding, so the validation size is round(val_fraction * N) exactly). Both parts keep the
-    original order of the samples.
+    With `stratify`, the split of `chainrule train` with that `val_fraction` and `seed`
+    (`stratified_split`: each class rounded on its own); without, round(val_fraction * N) samples
+    drawn over all classes. Both parts keep the original order of the samples.
 
     Returns:
         x_train, y_train, x_val, y_val.
@@ -152,26 +168,13 @@ def train_val_split(
         raise ValueError(f"train_val_split: {len(x)} images but {len(y)} labels")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"train_val_split: val_fraction must be in [0, 1), got {val_fraction}")
-    rng = np.random.default_rng(seed)
-    n_val = int(round(val_fraction * len(y)))
     if stratify:
-        classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-        quota = val_fraction * counts
-        take = np.floor(quota).astype(int)
-        extra = n_val - take.sum()
-        if extra > 0:  # largest remainders first (ties broken by the seeded rng)
-            order = np.lexsort((rng.random(len(classes)), -(quota - take)))
-            take[order[:extra]] += 1
-        val_idx = []
-        for k in range(len(classes)):  # loop over classes, not samples
-            members = np.flatnonzero(inverse == k)
-            val_idx.append(rng.choice(members, size=take[k], replace=False))
-        val = np.sort(np.concatenate(val_idx)) if val_idx else np.empty(0, int)
+        train, val = stratified_split(y, val_fraction, seed)
     else:
-        val = np.sort(rng.permutation(len(y))[:n_val])
-    mask = np.ones(len(y), bool)
-    mask[val] = False
-    train = np.flatnonzero(mask)
+        val = np.sort(np.random.default_rng(seed).permutation(len(y))[: int(round(val_fraction * len(y)))])
+        mask = np.ones(len(y), bool)
+        mask[val] = False
+        train = np.flatnonzero(mask)
     return x[train], y[train], x[val], y[val]
 
 

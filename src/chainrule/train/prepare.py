@@ -119,20 +119,6 @@ def load_raw(cfg: TrainConfig) -> RawData:
     )
 
 
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val): `fraction` of each class, chosen at random, goes to validation."""
-    rng = np.random.default_rng(seed)
-    val_parts = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        k = int(round(fraction * idx.size))
-        val_parts.append(rng.permutation(idx)[:k])
-    val = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, np.intp)
-    keep = np.ones(y.size, bool)
-    keep[val] = False
-    return np.flatnonzero(keep), val
-
-
 def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any) -> np.ndarray:
     """uint8 (N, C, H, W) -> float (N, C*H*W): scale to [0, 1], subtract mean, divide by std
     (per channel). Chunked, so no float64 copy of a whole data set is ever made."""
@@ -186,6 +172,8 @@ def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
         raise ValueError(f"expected uint8 images of shape (N, C, H, W), got {x.dtype} {x.shape}")
     dtype = np.dtype(cfg.dtype)
     if cfg.val_fraction > 0:
+        from chainrule.data.preprocess import stratified_split
+
         tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
         x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     else:

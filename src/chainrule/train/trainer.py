@@ -9,9 +9,9 @@ One step is
 
 Everything else (evaluation in large batches, history files, checkpoints, progress) is a callback
 (`chainrule.train.callbacks`): at evaluation points, and a clock read per step for the checkpoint
-that is never more than 15 s old. Batches are a seeded permutation per epoch
-(`default_rng([seed, 7, epoch])`), so the position in the data is a pure function of the step: a
-resumed run continues bit-identically.
+that is never more than 15 s old. Batches are `chainrule.data.BatchIterator`'s, a seeded
+permutation per epoch (`default_rng([seed, 7, epoch])`), so the position in the data is a pure
+function of the step: a resumed run continues bit-identically.
 """
 
 from __future__ import annotations
@@ -343,9 +343,6 @@ class Trainer:
         self.last_checkpoint_step = self.step
 
     # ---- the loop ------------------------------------------------------------------------------------
-    def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(self.n_train)
-
     def fit(self, until_step: int | None = None) -> FitResult:
         """Train up to `total_steps` (or until `until_step`, then checkpoint and return "paused").
 
@@ -469,40 +466,37 @@ class Trainer:
 
 
 class _Batches:
-    """Batch `step` of a trainer's run: a gather from the epoch's seeded permutation into a
-    preallocated buffer, then the augmentation (flip, crop) if asked, from a generator per step, so
-    the batch is a pure function of the step and a resumed run sees the same data."""
+    """Batch `step` of a trainer's run: `chainrule.data.BatchIterator`'s batch of that step (the
+    epoch's seeded permutation, gathered into a reused buffer), then the augmentation (flip, crop)
+    if asked, from a generator per step, so the batch is a pure function of the step and a resumed
+    run sees the same data."""
 
     def __init__(self, trainer: Trainer) -> None:
+        from chainrule.data.batching import BatchIterator
+
         cfg, data = trainer.cfg, trainer.data
-        self.trainer, self.cfg, self.image_shape = trainer, cfg, data.image_shape
-        self.x, self.y = data.x_train, data.y_train
-        self.bs, self.spe = cfg.batch_size, trainer.steps_per_epoch
-        self.xbuf = np.empty((self.bs, *self.x.shape[1:]), self.x.dtype)
+        self.cfg, self.image_shape, self.spe = cfg, data.image_shape, trainer.steps_per_epoch
+        x = data.x_train
+        self.iterator = BatchIterator(x, data.y_train, cfg.batch_size, seed=cfg.seed, drop_last=cfg.drop_last)
         self.augment = cfg.random_flip or cfg.random_crop
         self.pad = cfg.crop_padding if cfg.random_crop else 0
         # uint8 images are padded with their channel means, which standardize to 0 like the float path
-        self.fill = np.rint(255 * data.mean).clip(0, 255) if self.x.dtype == np.uint8 else 0
+        self.fill = np.rint(255 * data.mean).clip(0, 255) if x.dtype == np.uint8 else 0
         self.crop_mode = "reflect" if cfg.crop_fill == "reflect" else "constant"
         # alternating flip: one random bit per image, negated in odd epochs
         self.flip_bits = (
-            np.random.default_rng([cfg.seed, 13]).random(len(self.x)) < 0.5 if cfg.alternate_flip else None
+            np.random.default_rng([cfg.seed, 13]).random(len(x)) < 0.5 if cfg.alternate_flip else None
         )
-        self.perm_epoch, self.perm = -1, np.empty(0, np.intp)
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        bs, cfg = self.bs, self.cfg
-        epoch, pos = divmod(step, self.spe)
-        if epoch != self.perm_epoch:
-            self.perm, self.perm_epoch = self.trainer._permutation(epoch), epoch
-        idx = self.perm[pos * bs : (pos + 1) * bs]
-        # mode="clip": with the default "raise", NumPy gathers into a fresh temporary and copies it
-        # into `out` every step (11% of seed 004's grid, docs/benchmarks.md); the indices come from a
-        # permutation, so nothing is ever clipped
-        xb = np.take(self.x, idx, axis=0, out=self.xbuf, mode="clip") if idx.size == bs else self.x[idx]
-        yb = self.y[idx]
+        from chainrule.data.batching import step_generator
+
+        idx = self.iterator.indices(step)
+        xb, yb = self.iterator.gather(idx)
         if self.augment:
-            rng = np.random.default_rng([cfg.seed, 11, step])
+            cfg = self.cfg
+            epoch = step // self.spe
             flip = cfg.random_flip if self.flip_bits is None else self.flip_bits[idx] ^ bool(epoch % 2)
+            rng = step_generator(cfg.seed, step)
             xb = augment_batch(xb, self.image_shape, flip, self.pad, rng, self.fill, self.crop_mode)
         return xb, yb
