@@ -5,6 +5,9 @@
 >>> (x_tr, x_te), (mean, std) = data.standardize(ds.x_train, ds.x_test)
 >>> for xb, yb in data.BatchIterator(data.flatten(x_tr), ds.y_train, batch_size=128):
 ...     ...
+
+`train_val_split` and `BatchIterator` are the split and the batches of `chainrule train` (for the
+same fraction and seed), so a notebook reproduces a run's validation set and batch order.
 """
 
 from .augment import flip_where, random_crop, random_flip

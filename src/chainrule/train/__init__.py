@@ -1,5 +1,10 @@
 """Training: config and recipes, data preparation, the trainer loop, checkpoints, run folders.
 
+Where things live: `config` (fields, recipes, `layer`), `prepare` (data for the trainer), `trainer`
+(the loop) with `callbacks` (its hooks), `registry` + `engine` (engines as plug-ins: name ->
+"module:Class", the interface), `builders` (what every engine builds from a config),
+`numpy_engine` / `torch_engine`, `run` (run folders, evaluate, predict), `compare`, `budget`.
+
 from chainrule.train import TrainConfig, train_run
 result = train_run(TrainConfig(epochs=3))       # writes runs/<timestamp>-mnist/
 print(result.summary["final"]["test_acc"])
