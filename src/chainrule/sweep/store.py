@@ -27,17 +27,97 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .spec import Trial
 
 SCHEMA_VERSION = "2"
-STATUSES = ("pending", "running", "paused", "completed", "pruned", "failed")
-ENDED = ("completed", "pruned", "failed")
-METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "train_acc", "train_loss")
-BEST = ("best_monitor", "best_value", "best_step", "best_val_acc", "best_test_acc")
-RESULT_COLUMNS = (*METRICS, *BEST, "train_time_s", "epochs", "steps", "end_status", "message")
+
+
+class TrialStatus(StrEnum):
+    """A trial's state in the store (the trainer's own statuses are `chainrule.train.RunStatus`;
+    `trial_outcome` maps one to the other)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+STATUSES = tuple(s.value for s in TrialStatus)
+ENDED = (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value, TrialStatus.FAILED.value)  # never run again
+
+
+@dataclass
+class TrialResult:
+    """What the store keeps of a run's summary.json: one column each (`RESULT_COLUMNS`)."""
+
+    val_acc: float | None = None
+    test_acc: float | None = None
+    val_loss: float | None = None
+    test_loss: float | None = None
+    train_acc: float | None = None
+    train_loss: float | None = None
+    best_monitor: str | None = None
+    best_value: float | None = None
+    best_step: int | None = None
+    best_val_acc: float | None = None
+    best_test_acc: float | None = None
+    train_time_s: float | None = None
+    epochs: float | None = None
+    steps: int | None = None
+    end_status: str | None = None  # the trainer's status (`chainrule.train.RunStatus`)
+    message: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> TrialResult:
+        final = summary.get("final", {})
+        best = summary.get("best", {}) or {}
+        record = best.get("record") or {}
+        return cls(
+            **{k: final.get(k) for k in ("val_acc", "test_acc", "val_loss", "test_loss")},
+            train_acc=final.get("train_acc"),
+            train_loss=final.get("train_loss"),
+            best_monitor=best.get("monitor"),
+            best_value=best.get("value"),
+            best_step=best.get("step"),
+            best_val_acc=record.get("val_acc"),
+            best_test_acc=record.get("test_acc"),
+            train_time_s=summary.get("train_time_s"),
+            epochs=summary.get("epochs"),
+            steps=summary.get("steps"),
+            end_status=summary.get("status"),
+            message=summary.get("message"),
+        )
+
+    def columns(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RESULT_COLUMNS = tuple(f.name for f in fields(TrialResult))
+# all the store keeps of a run that diverged (its metrics are of the model reset to its last good
+# state, not results)
+FAILED_RUN_COLUMNS = ("train_time_s", "epochs", "steps", "end_status", "message")
+
+
+def trial_outcome(run_status: str | None) -> str:
+    """What a run that stopped with the trainer's `run_status` (`chainrule.train.RunStatus`) means
+    for its trial: "completed" (completed, early_stopped), "paused" (at a halving rung: the
+    coordinator decides whether it goes on), "interrupted" (the trial stays running; `--resume`
+    continues it) or "failed" (diverged: its metrics are not results)."""
+    from chainrule.train.trainer import RunStatus
+
+    if run_status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED):
+        return TrialStatus.COMPLETED.value
+    if run_status in (RunStatus.PAUSED, RunStatus.INTERRUPTED):
+        return str(RunStatus(run_status).value)
+    return TrialStatus.FAILED.value
+
 
 _V1_COLUMNS = """trial_id, number, seed, params, config, status, created, started, finished, attempts, wall_s,
     val_acc, test_acc, val_loss, test_loss, train_acc, train_loss, best_monitor, best_value, best_step,

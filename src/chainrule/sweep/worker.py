@@ -25,7 +25,6 @@ from typing import Any
 
 from chainrule._io import one_line
 
-ENDED = ("completed", "early_stopped", "diverged")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CHAINRULE_NUM_THREADS")
 _RAW: dict[tuple[str, str | None], Any] = {}
 _PREPARED: dict[str, Any] = {}
@@ -114,28 +113,6 @@ def _prepared(cfg: Any, raw: Any) -> Any:
     return _PREPARED["data"]
 
 
-def _result(summary: dict[str, Any]) -> dict[str, Any]:
-    """The store's result columns from a run's summary.json."""
-    final = summary.get("final", {})
-    best = summary.get("best", {}) or {}
-    record = best.get("record") or {}
-    out: dict[str, Any] = {k: final.get(k) for k in ("val_acc", "test_acc", "val_loss", "test_loss")}
-    out.update(train_acc=final.get("train_acc"), train_loss=final.get("train_loss"))
-    out.update(
-        best_monitor=best.get("monitor"),
-        best_value=best.get("value"),
-        best_step=best.get("step"),
-        best_val_acc=record.get("val_acc"),
-        best_test_acc=record.get("test_acc"),
-        train_time_s=summary.get("train_time_s"),
-        epochs=summary.get("epochs"),
-        steps=summary.get("steps"),
-        end_status=summary.get("status"),
-        message=summary.get("message"),
-    )
-    return out
-
-
 def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     """Run (or continue) one trial. `task`: trial_id, config (dict), run_dir, threads, plots (the
     run folder's PNGs and report.html; off by default: seconds each), until_fraction (successive
@@ -151,12 +128,13 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
             set_threads(int(task["threads"]))
         from chainrule.train.config import TrainConfig, from_dict
         from chainrule.train.run import train_run
+        from chainrule.train.trainer import RunStatus
 
         cfg = from_dict(task["config"], TrainConfig(), source=f"trial {tid}").replace(run_dir=str(run_dir))
         summary_path = run_dir / "summary.json"
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            if summary.get("status") in ENDED:  # ended before the coordinator could record it
+            if summary.get("status") in RunStatus.ended():  # ended before the coordinator could record it
                 return _finish(out, summary, t0)
         resume = None
         if (run_dir / "config.toml").is_file() and (run_dir / "checkpoint.npz").is_file():
@@ -186,18 +164,13 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(out: dict[str, Any], summary: dict[str, Any], t0: float) -> dict[str, Any]:
-    status = summary.get("status")
-    out["result"] = _result(summary)
+    from .store import FAILED_RUN_COLUMNS, TrialResult, trial_outcome
+
+    run_status = summary.get("status")
+    out["status"] = trial_outcome(run_status)
+    out["result"] = TrialResult.from_summary(summary).columns()
     out["wall_s"] = time.perf_counter() - t0
-    if status in ("completed", "early_stopped"):
-        out["status"] = "completed"
-    elif status == "paused":  # at a halving rung: the coordinator decides whether it goes on
-        out["status"] = "paused"
-    elif status == "interrupted":
-        out["status"] = "interrupted"
-    else:  # diverged: the summary's metrics are of the model reset to its last good state, not results
-        out["status"] = "failed"
-        out["error"] = summary.get("message") or f"the run ended as {status!r}"
-        keep = ("train_time_s", "epochs", "steps", "end_status", "message")
-        out["result"] = {k: v for k, v in out["result"].items() if k in keep}
+    if out["status"] == "failed":  # diverged: the summary's metrics are not results
+        out["error"] = summary.get("message") or f"the run ended as {run_status!r}"
+        out["result"] = {k: v for k, v in out["result"].items() if k in FAILED_RUN_COLUMNS}
     return out

@@ -16,7 +16,15 @@ from .engine import Engine, make_engine
 from .history import EarlyStopping, History, read_metrics
 from .prepare import Prepared, RawData, load_raw, prepare, resolve_data_root, synthetic
 from .run import RunResult, evaluate_run, load_run, predict_run, train_run
-from .trainer import FitResult, Trainer, TrainingDiverged, build_model, build_optimizer, build_schedule
+from .trainer import (
+    FitResult,
+    RunStatus,
+    Trainer,
+    TrainingDiverged,
+    build_model,
+    build_optimizer,
+    build_schedule,
+)
 
 __all__ = [
     "CheckpointError",
@@ -28,6 +36,7 @@ __all__ = [
     "Prepared",
     "RawData",
     "RunResult",
+    "RunStatus",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,37 @@ from .history import EarlyStopping, History
 from .prepare import Prepared
 from .progress import Progress
 
-__all__ = ["CHECKPOINT", "FitResult", "Trainer", "TrainingDiverged", "build_model", "build_optimizer"]
+__all__ = [
+    "CHECKPOINT",
+    "FitResult",
+    "RunStatus",
+    "Trainer",
+    "TrainingDiverged",
+    "build_model",
+    "build_optimizer",
+]
 
 CHECKPOINT = "checkpoint.npz"
 
 
+class RunStatus(StrEnum):
+    """How a fit ended (`FitResult.status`, summary.json's `status`); equal to its string."""
+
+    COMPLETED = "completed"
+    EARLY_STOPPED = "early_stopped"
+    DIVERGED = "diverged"
+    PAUSED = "paused"
+    INTERRUPTED = "interrupted"
+
+    @classmethod
+    def ended(cls) -> tuple[str, ...]:
+        """The statuses of a run that will not go on."""
+        return (cls.COMPLETED.value, cls.EARLY_STOPPED.value, cls.DIVERGED.value)
+
+
 @dataclass
 class FitResult:
-    """How `Trainer.fit` ended: status is "completed", "early_stopped", "diverged", "paused" or
-    "interrupted"; `message` is one human-readable line."""
+    """How `Trainer.fit` ended: status is a `RunStatus` value; `message` is one human-readable line."""
 
     status: str
     message: str
