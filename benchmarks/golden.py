@@ -45,8 +45,9 @@ CASES: dict[str, list[str]] = {
 
 
 def _is_time(key: str) -> bool:
-    """Wall-clock fields (`train_time_s`, `wall_s`, `time`, `images_per_s`): never equal twice."""
-    return "time" in key or "wall" in key or key.endswith("_s")
+    """Wall-clock fields (`train_time_s`, `wall_s`, `time`, `seconds`) and the case's own temporary
+    folder (`out_dir`, `run_dir`): never equal twice."""
+    return "time" in key or "wall" in key or key.endswith("_s") or key in ("seconds", "out_dir", "run_dir")
 
 
 def _numbers(obj: Any) -> Any:
