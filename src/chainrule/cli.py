@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps}",
+        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade}",
         parser_class=_Parser,
     )
     sub.required = True
@@ -193,7 +193,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("name", nargs="?", help="recipe to print")
     _add_sweep_parsers(sub)
+    _add_grade_parser(sub)
     return parser
+
+
+def _add_grade_parser(sub: Any) -> None:
+    g = sub.add_parser(
+        "grade",
+        help="grade a student's backprop modules against chainrule's reference",
+        description="Grade a student's modules (a file, a folder, or a folder of submissions) against "
+        "chainrule's verified reference: forward, backward, finite differences, stability, in-place "
+        "changes, shapes, optimizer steps. The student's code runs in child processes with time and "
+        "memory limits.",
+    )
+    g.add_argument(
+        "path", nargs="?", metavar="FILE_OR_FOLDER", help="a submission, or a folder of submissions"
+    )
+    g.add_argument(
+        "--interface", required=True, metavar="{uva2018,chainrule}", help="the assignment's layout"
+    )
+    g.add_argument("--reference", action="store_true", help="grade chainrule's own reference (full marks)")
+    g.add_argument("--rubric", metavar="TOML", help="points, visibility and the set of tests")
+    g.add_argument(
+        "--results", metavar="OUT.json", help="write Gradescope's results.json (a folder for several)"
+    )
+    g.add_argument("--html", metavar="OUT.html", help="write a self-contained report (a folder for several)")
+    g.add_argument("--summary", metavar="OUT.csv", help="write one row per submission: scores per test")
+    g.add_argument(
+        "--time-limit", type=float, metavar="S", help="seconds per class or function [default: 10]"
+    )
+    g.add_argument("--memory-mb", type=int, metavar="MB", help="memory limit of the child [default: 2048]")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random test inputs [default: 0]")
+    g.add_argument("--failures-only", action="store_true", help="list only the failed tests")
 
 
 def _add_sweep_parsers(sub: Any) -> None:
@@ -433,6 +464,26 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from chainrule.grade import command, interface_names
+
+    if args.interface not in interface_names():
+        raise UsageError(f"--interface {args.interface!r}: choose one of {', '.join(interface_names())}")
+    return command.run(
+        args.path,
+        args.interface,
+        reference=args.reference,
+        rubric=args.rubric,
+        results=args.results,
+        html=args.html,
+        summary=args.summary,
+        time_limit=args.time_limit,
+        memory_mb=args.memory_mb,
+        seed=args.seed,
+        failures_only=args.failures_only,
+    )
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -470,6 +521,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command in ("sweep", "sweep-report", "sweeps"):
             return cmd_sweeps(args, argv)
+        if args.command == "grade":
+            return cmd_grade(args)
         return cmd_recipes(args)
     except (UsageError, ConfigError) as e:
         print(f"chainrule: error: {e}", file=sys.stderr)

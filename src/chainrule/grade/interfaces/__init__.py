@@ -1,0 +1,1 @@
+"""One module per interface, each defining `INTERFACE` (see `chainrule.grade.spec`)."""

@@ -1,0 +1,33 @@
+"""Shared by the grade tests: plant one bug into a copy of a correct student file and grade it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chainrule.grade import Limits, Report, grade
+
+FIXTURES = Path(__file__).parent / "grade_fixtures"
+# short limits keep the tests fast; a unit of a correct file needs well under 1 s of CPU
+LIMITS = Limits(time_limit=3.0, memory_mb=600)
+
+
+def plant(tmp_path: Path, interface: str, file: str, old: str, new: str, name: str = "student") -> Path:
+    """Copy the interface's fixture folder to tmp_path/name with `old` replaced by `new` in `file`."""
+    src = FIXTURES / interface
+    dst = tmp_path / name
+    dst.mkdir()
+    for f in src.glob("*.py"):
+        text = f.read_text()
+        if f.name == file:
+            assert old in text, f"the bug's anchor is not in {f.name}: {old!r}"
+            text = text.replace(old, new, 1)
+        (dst / f.name).write_text(text)
+    return dst
+
+
+def failed(report: Report) -> dict[str, str]:
+    return {t.name: t.message for t in report.tests if not t.ok}
+
+
+def run_bug(tmp_path: Path, interface: str, file: str, old: str, new: str) -> Report:
+    return grade(plant(tmp_path, interface, file, old, new), interface, limits=LIMITS)
