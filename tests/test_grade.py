@@ -22,7 +22,7 @@ from chainrule.grade import (
     table,
 )
 
-INTERFACES = ["uva2018", "chainrule"]
+INTERFACES = ["uva2018", "uva2022", "cs231n", "chainrule"]
 
 
 @pytest.mark.parametrize("name", INTERFACES)

@@ -153,3 +153,174 @@ def test_chainrule_planted_bug(tmp_path, bug):
     assert set(got) == set(hinted) | others, f"{bug}: failed {sorted(got)}"
     for name, text in hinted.items():
         assert text in got[name], f"{bug}: {name}: {got[name]}"
+
+
+# cs231n: (file, old, new, {failed test: substring of its message}, other tests that fail)
+CS231N = {
+    "transposed weight gradient": (
+        "layers.py",
+        "dw = x.reshape(x.shape[0], -1).T @ dout",
+        "dw = dout.T @ x.reshape(x.shape[0], -1)",
+        {"affine_backward: matches the reference": "transpose of the right gradient"},
+        {"affine_backward: shape and dtype", "affine_backward: finite differences"},
+    ),
+    "ReLU derivative at 0": (
+        "layers.py",
+        "dx = dout * (x > 0)",
+        "dx = dout * (x >= 0)",
+        {"relu_backward: derivative at 0": "ReLU derivative at 0"},
+        set(),
+    ),
+    "upstream gradient modified in place": (
+        "layers.py",
+        "dx = dout * (x > 0)",
+        "dout[x <= 0] = 0\n    dx = dout",
+        {"relu_backward: upstream gradient and cache unchanged": "upstream gradient in place"},
+        set(),
+    ),
+    "missing max trick": (
+        "layers.py",
+        "shifted = x - x.max(axis=1, keepdims=True)",
+        "shifted = x",
+        {"softmax_loss: numerically stable": "the max trick"},
+        set(),
+    ),
+    "summed instead of averaged loss": (
+        "layers.py",
+        "loss = -log_probs[np.arange(n), y].sum() / n",
+        "loss = -log_probs[np.arange(n), y].sum()",
+        {"softmax_loss: loss matches the reference": "summed over the batch instead of averaged"},
+        {"softmax_loss: finite differences", "softmax_loss: numerically stable"},
+    ),
+    "batch-norm gradient off by the batch size": (
+        "layers.py",
+        "/ (n * std)",
+        "/ std",
+        {"batchnorm_backward: matches the reference": "N = 8 (the batch size) times too large"},
+        {"batchnorm_backward: finite differences"},
+    ),
+    "dropout p taken as the drop probability": (
+        "layers.py",
+        "mask = (np.random.rand(*x.shape) < p) / p",
+        "mask = (np.random.rand(*x.shape) >= p) / p",
+        {"dropout_forward: train mode keeps p of the units, scaled by 1/p": "probability of keeping"},
+        set(),
+    ),
+    "Adam without bias correction": (
+        "optim.py",
+        'mt = config["m"] / (1 - config["beta1"] ** config["t"])\n'
+        '    vt = config["v"] / (1 - config["beta2"] ** config["t"])',
+        'mt = config["m"]\n    vt = config["v"]',
+        {"adam: 5 steps match the reference": "lacks the bias correction"},
+        {"adam: default hyperparameters"},
+    ),
+    "exception": (
+        "optim.py",
+        'v = config.get("velocity", np.zeros_like(w))',
+        'v = config["velocity"]',
+        {"sgd_momentum: 5 steps match the reference": "KeyError: 'velocity' (optim.py line"},
+        {"sgd_momentum: default hyperparameters"},
+    ),
+    "hang": (
+        "optim.py",
+        'config.setdefault("cache", np.zeros_like(w))',
+        "import time\n    time.sleep(600)",
+        {"rmsprop: 5 steps match the reference": "timed out after 3 s"},
+        {"rmsprop: default hyperparameters"},
+    ),
+    "memory hog": (
+        "layers.py",
+        "    dropout_param, mask = cache\n    mode",
+        "    hog = np.zeros((20000, 20000))\n    dropout_param, mask = cache\n    mode",
+        {"dropout_backward: train mode applies the mask": "ran out of memory"},
+        {"dropout_backward: test mode passes the gradient"},
+    ),
+}
+
+
+@pytest.mark.parametrize("bug", list(CS231N))
+def test_cs231n_planted_bug(tmp_path, bug):
+    file, old, new, hinted, others = CS231N[bug]
+    report = run_bug(tmp_path, "cs231n", file, old, new)
+    got = failed(report)
+    assert set(got) == set(hinted) | others, f"{bug}: failed {sorted(got)}"
+    for name, text in hinted.items():
+        assert text in got[name], f"{bug}: {name}: {got[name]}"
+
+
+def test_cs231n_exit_at_import_of_optim_costs_only_the_optimizer_tests(tmp_path):
+    report = run_bug(tmp_path, "cs231n", "optim.py", "import numpy as np\n", "import os\nos._exit(3)\n")
+    got = failed(report)
+    assert set(got) == {t.name for t in report.tests if t.unit in ("sgd_momentum", "rmsprop", "adam")}
+    assert got["sgd_momentum: 5 steps match the reference"] == "exited with status 3 at import of optim.py"
+
+
+UVA2022 = {
+    "input_layer ignored by the Kaiming initialization": (
+        "gain = 1.0 if input_layer else 2.0",
+        "gain = 2.0",
+        {"LinearModule.__init__: Kaiming initialization": "Kaiming's gain is 1 there"},
+        set(),
+    ),
+    "transposed weight gradient": (
+        'self.grads["weight"] = self.x.T @ dout',
+        'self.grads["weight"] = dout.T @ self.x',
+        {"LinearModule.backward: gradients shaped like the parameters": "transposed"},
+        {"LinearModule.backward: matches the reference", "LinearModule.backward: finite differences"},
+    ),
+    "ELU derivative taken from exp(x) - 1": (
+        "return dout * np.where(self.x > 0, 1.0, np.exp(np.minimum(self.x, 0)))",
+        "return dout * np.where(self.x > 0, 1.0, np.exp(np.minimum(self.x, 0)) - 1)",
+        {"ELUModule.backward: matches the reference": "differs from the reference"},
+        {"ELUModule.backward: finite differences"},
+    ),
+    "summed instead of averaged loss": (
+        "return -np.log(x[np.arange(n), y]).sum() / n",
+        "return -np.log(x[np.arange(n), y]).sum()",
+        {"CrossEntropyModule.forward: matches the reference": "summed over the batch instead of averaged"},
+        {"CrossEntropyModule.backward: finite differences"},
+    ),
+}
+
+
+@pytest.mark.parametrize("bug", list(UVA2022))
+def test_uva2022_planted_bug(tmp_path, bug):
+    old, new, hinted, others = UVA2022[bug]
+    report = run_bug(tmp_path, "uva2022", "modules.py", old, new)
+    got = failed(report)
+    assert set(got) == set(hinted) | others, f"{bug}: failed {sorted(got)}"
+    for name, text in hinted.items():
+        assert text in got[name], f"{bug}: {name}: {got[name]}"
+
+
+BN = ("uva2018", "uva2018_bn")
+BN_BUGS = {
+    "unbiased variance in the batch statistics": (
+        "        var = input.var(dim=0, unbiased=False)\n        return self.gamma",
+        "        var = input.var(dim=0)\n        return self.gamma",
+        {"CustomBatchNormAutograd.forward: matches the reference": "differs from the reference"},
+        {"CustomBatchNormAutograd.backward: matches the reference"},
+    ),
+    "hand-written backward off by the batch size": (
+        "grad_input = gamma * inv_std / n * (n * grad_output",
+        "grad_input = gamma * inv_std * (n * grad_output",
+        {
+            "CustomBatchNormManualFunction.backward: matches the reference": "N = 8 (the batch size)",
+            "CustomBatchNormManualFunction.backward: gradcheck": "gradcheck failed",
+        },
+        # the handout's module is built on the function: it inherits the bug
+        {"CustomBatchNormManualModule.backward: matches the reference"},
+    ),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("bug", list(BN_BUGS))
+def test_uva2018_custom_batchnorm_planted_bug(tmp_path, bug):
+    pytest.importorskip("torch")
+    old, new, hinted, others = BN_BUGS[bug]
+    report = run_bug(tmp_path, "uva2018", "custom_batchnorm.py", old, new, fixture=BN)
+    got = failed(report)
+    assert set(got) == set(hinted) | others, f"{bug}: failed {sorted(got)}"
+    for name, text in hinted.items():
+        assert text in got[name], f"{bug}: {name}: {got[name]}"

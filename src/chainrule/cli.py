@@ -210,7 +210,10 @@ def _add_grade_parser(sub: Any) -> None:
         "path", nargs="?", metavar="FILE_OR_FOLDER", help="a submission, or a folder of submissions"
     )
     g.add_argument(
-        "--interface", required=True, metavar="{uva2018,chainrule}", help="the assignment's layout"
+        "--interface",
+        required=True,
+        metavar="{uva2018,uva2022,cs231n,chainrule}",
+        help="the assignment's layout",
     )
     g.add_argument("--reference", action="store_true", help="grade chainrule's own reference (full marks)")
     g.add_argument("--rubric", metavar="TOML", help="points, visibility and the set of tests")

@@ -105,6 +105,8 @@ def tests(unit: str, method: str, *items: tuple[str, float, Check] | tuple[str, 
 # name -> module that defines INTERFACE; imported on first use (the torch checks stay lazy)
 _MODULES = {
     "uva2018": "chainrule.grade.interfaces.uva2018",
+    "uva2022": "chainrule.grade.interfaces.uva2022",
+    "cs231n": "chainrule.grade.interfaces.cs231n",
     "chainrule": "chainrule.grade.interfaces.chainrule_nn",
 }
 

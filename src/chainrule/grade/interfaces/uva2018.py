@@ -11,6 +11,7 @@ from chainrule.nn import functional as F
 from .. import modular as M
 from ..modular import Activation, LossKind, bind
 from ..spec import Ctx, Fail, Interface, Unit, tests
+from . import torch_batchnorm
 
 STYLE = M.UVA
 
@@ -150,5 +151,6 @@ INTERFACE = Interface(
             extra_forward=(("stable for logits of magnitude 1e3", 1, bind(M.softmax_stable, SOFTMAX)),),
         ),
         loss_unit("CrossEntropyModule", CROSS_ENTROPY),
+        *torch_batchnorm.UNITS,
     ),
 )
