@@ -3,6 +3,7 @@ history, checkpoints, data preparation and augmentation."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from chainrule.train import (
     History,
     TrainConfig,
     Trainer,
+    TrainingDiverged,
     load_checkpoint,
     prepare,
     read_metrics,
@@ -163,7 +165,7 @@ def test_nonfinite_gradient_is_caught_at_evaluation(tmp_path):
     cfg = small_cfg(epochs=1.0)
     tr = Trainer(cfg, data_for(cfg), tmp_path)
     tr.model.parameters()[0].grad[0, 0] = np.inf
-    with pytest.raises(Exception, match="gradient of .* NaN/Inf"):
+    with pytest.raises(TrainingDiverged, match="gradient of .* NaN/Inf"):
         tr.engine.check_finite()
 
 
@@ -175,12 +177,32 @@ def test_early_stopping_stops_and_restores_best_weights():
     assert "early stop" in res.message
     assert tr.step < tr.total_steps
     assert len(tr.history.evals) == 3  # first eval sets the anchor, then 2 without a 50% gain
-    best = tr.best_state
-    assert best is not None
-    for name, p in tr.model.named_parameters():
-        assert np.array_equal(p.data, best[name])
     losses = [e["val_loss"] for e in tr.history.evals]
     assert tr.stopper.best == min(losses)
+    # the weights are judged by their own validation loss, not by the trainer's snapshot
+    assert tr.evaluate(tr.data.x_val, tr.data.y_val)[0] == min(losses)
+
+
+def test_early_stopping_restores_the_weights_of_the_best_evaluation_not_the_last():
+    """With 40% of the training labels replaced by random ones the validation loss falls, then
+    rises as the net memorizes the noise: the run stops after the best evaluation, and the model
+    it leaves must score that evaluation's validation loss when evaluated again."""
+    cfg = small_cfg(
+        early_stopping=True, patience=2, min_delta=0.0, eval_every=2, epochs=30.0, lr=1e-2, hidden_sizes=[64]
+    )
+    raw = synthetic(n_train=300)
+    rng = np.random.default_rng(0)
+    y = raw.y_train.copy()
+    noisy = rng.random(y.size) < 0.4
+    y[noisy] = rng.integers(0, 3, int(noisy.sum()))
+    tr = Trainer(cfg, prepare(dataclasses.replace(raw, y_train=y), cfg))
+    res = tr.fit()
+    assert res.status == "early_stopped"
+    losses = [e["val_loss"] for e in tr.history.evals]
+    best = int(np.argmin(losses))
+    assert best < len(losses) - 1 and losses[-1] > losses[best]  # restoring is not a no-op here
+    assert res.best_step == tr.history.evals[best]["step"]
+    assert tr.evaluate(tr.data.x_val, tr.data.y_val)[0] == losses[best]
 
 
 def test_early_stopping_rule():
