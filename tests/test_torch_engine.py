@@ -14,6 +14,8 @@ torch = pytest.importorskip("torch")
 
 import chainrule.train.torch_engine as torch_engine  # noqa: E402
 from chainrule.cli import main  # noqa: E402
+from chainrule.nn import MLP  # noqa: E402
+from chainrule.torch_ref import bn_state_name_map  # noqa: E402
 from chainrule.train import TrainConfig, Trainer, load_checkpoint, prepare, synthetic, train_run  # noqa: E402
 from chainrule.train.compare import compare_engines, max_relative_difference  # noqa: E402
 from chainrule.train.engine import make_engine  # noqa: E402
@@ -49,18 +51,141 @@ def data64():
     return prepare(synthetic(), cfg_of(dtype="float64"))
 
 
+# ---- initial weights --------------------------------------------------------------------------
+# What the design promises (README "Two engines under one trainer", torch_engine's docstring):
+# - the NumPy engine's MLP is `chainrule.nn.MLP(in, cfg.hidden_sizes, classes, activation, dropout,
+#   batch_norm, init=cfg.init, init_std=cfg.init_std, dtype=cfg.dtype, seed=cfg.seed)`;
+# - the torch engine's MLP holds those same arrays, bit for bit, as torch tensors of the configured
+#   dtype (torch's generator cannot reproduce NumPy's streams, so "same config and seed, same
+#   initial weights" means equal arrays, not two equal draws);
+# - each `--init` scheme is the distribution that torch's own initializer draws (TORCH_INITS), so
+#   the torch engine's weights are distributed as if torch had initialized them itself.
+# The references below are built here, from the config's values and from torch.nn.init, never
+# through the engines' builders, so a builder that drops a key or a scheme that drifts from torch's
+# fails even though both engines would still agree with each other.
+
+
+def _zero(t) -> None:
+    torch.nn.init.zeros_(t)
+
+
+TORCH_INITS = {  # scheme -> (fills the weight as torch would, fills the bias as torch would)
+    "torch": (lambda w, std: None, lambda b: None),  # nn.Linear.reset_parameters, already applied
+    "normal": (lambda w, std: torch.nn.init.normal_(w, 0.0, std), _zero),
+    "zeros": (lambda w, std: _zero(w), _zero),
+    "xavier_uniform": (lambda w, std: torch.nn.init.xavier_uniform_(w), _zero),
+    "xavier_normal": (lambda w, std: torch.nn.init.xavier_normal_(w), _zero),
+    "he_normal": (lambda w, std: torch.nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"), _zero),
+}
+
+
+def _torch_own_linear(scheme: str, fan_in: int, fan_out: int, std: float | None, seed: int):
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(fan_in, fan_out, dtype=torch.float64)
+    fill_weight, fill_bias = TORCH_INITS[scheme]
+    with torch.no_grad():
+        fill_weight(layer.weight, std)
+        fill_bias(layer.bias)
+    return layer.weight.detach().numpy(), layer.bias.detach().numpy()
+
+
+def _same_distribution(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
+    """Two-sample Kolmogorov-Smirnov test: the KS statistic of two samples of n and m draws from one
+    distribution exceeds c(alpha) * sqrt((n + m) / (n m)) with probability alpha, so p > 1e-4 is the
+    size-aware tolerance (about 0.005 in the statistic for 1.2M draws, 0.048 for 4,000). A constant
+    reference (zeros) must be matched exactly."""
+    from scipy import stats
+
+    ours, theirs = ours.astype(np.float64).ravel(), theirs.astype(np.float64).ravel()
+    if np.ptp(theirs) == 0:
+        np.testing.assert_array_equal(ours, np.full_like(ours, theirs[0]), err_msg=what)
+        return
+    res = stats.ks_2samp(ours, theirs)
+    assert res.pvalue > 1e-4, f"{what}: KS statistic {res.statistic:.4f}, p = {res.pvalue:.2g}"
+
+
+INIT_STD = 0.05  # for --init normal: not the default 1e-4, so a dropped init_std shows
+
+
+@pytest.mark.parametrize("scheme", sorted(TORCH_INITS))
+def test_the_torch_engine_weights_are_distributed_as_torch_initializes(scheme):
+    """300 -> 4000 -> 10: 1.2M first-layer weights and 4,000 biases, 40k output weights: the test
+    sees the bias bound off by 10% (KS statistic 0.05 against a tolerance of 0.048 at 4,000)."""
+    cfg = cfg_of(backend="torch", hidden_sizes=[4000], init=scheme, init_std=INIT_STD, dtype="float64")
+    engine = make_engine(cfg, (300,), 10, np.zeros(300), np.ones(300))
+    state = {k: v.detach().numpy() for k, v in engine.model.state_dict().items()}
+    for i, name in enumerate(("0", "2")):
+        w, b = state[f"{name}.weight"], state[f"{name}.bias"]
+        fan_out, fan_in = w.shape
+        ref_w, ref_b = _torch_own_linear(scheme, fan_in, fan_out, INIT_STD, seed=100 + i)
+        _same_distribution(w, ref_w, f"{scheme} {name}.weight")
+        _same_distribution(b, ref_b, f"{scheme} {name}.bias")
+
+
+def test_torch_own_initializers_are_the_documented_distributions():
+    """The references above against the formulas `chainrule.nn.init` documents (one-sample KS)."""
+    from scipy import stats
+
+    fan_in, fan_out = 800, 500
+    bound, glorot = 1 / np.sqrt(fan_in), np.sqrt(6 / (fan_in + fan_out))
+    documented = {
+        "torch": stats.uniform(-bound, 2 * bound),
+        "normal": stats.norm(0, INIT_STD),
+        "xavier_uniform": stats.uniform(-glorot, 2 * glorot),
+        "xavier_normal": stats.norm(0, np.sqrt(2 / (fan_in + fan_out))),
+        "he_normal": stats.norm(0, np.sqrt(2 / fan_in)),
+    }
+    for scheme, dist in documented.items():
+        w, b = _torch_own_linear(scheme, fan_in, fan_out, INIT_STD, seed=0)
+        assert stats.kstest(w.ravel(), dist.cdf).pvalue > 1e-4, scheme
+        if scheme == "torch":
+            assert stats.kstest(b, dist.cdf).pvalue > 1e-4, scheme
+        else:
+            assert not b.any(), scheme
+
+
+MODELS = {  # name -> (the model's options, the torch engine's own)
+    "plain": (dict(), dict()),
+    "batch-norm": (dict(batch_norm=True), dict()),
+    "batch-norm-manual": (dict(batch_norm=True), dict(batch_norm_impl="manual")),
+    "normal-init": (dict(init="normal"), dict()),
+}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_same_config_and_seed_give_identical_initial_weights(data, dtype, batch_norm):
-    # (the engines only build their models here; the data's dtype does not matter)
-    cfg = cfg_of(dtype=dtype, batch_norm=batch_norm, hidden_sizes=[20, 12])
-    shape, k = data.sample_shape, data.num_classes
-    a = make_engine(cfg, shape, k, data.mean, data.std).portable_state()
-    b = make_engine(cfg.replace(backend="torch"), shape, k, data.mean, data.std).portable_state()
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype, name
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_both_engines_start_from_the_mlp_the_config_and_seed_define(dtype, model):
+    options, torch_options = MODELS[model]
+    cfg = cfg_of(dtype=dtype, hidden_sizes=[20, 12], seed=11, init_std=INIT_STD, **options)
+    want = MLP(
+        7,
+        [20, 12],
+        3,
+        activation=cfg.activation,
+        batch_norm=cfg.batch_norm,
+        init=cfg.init,
+        init_std=INIT_STD,
+        dtype=np.dtype(dtype),
+        seed=11,
+    ).state_dict()
+    mean, std = np.zeros(7), np.ones(7)
+    ours = make_engine(cfg, (7,), 3, mean, std).model_state()
+    torch_model = make_engine(cfg.replace(backend="torch", **torch_options), (7,), 3, mean, std).model
+    rename = bn_state_name_map(torch_model)
+    theirs = {rename.get(k, k): v for k, v in torch_model.state_dict().items()}
+    assert set(ours) == set(want) and set(want) <= set(theirs)
+    for name, value in want.items():
+        np.testing.assert_array_equal(ours[name], value, err_msg=f"numpy {name}")
+        assert ours[name].dtype == value.dtype, name
+        if name.endswith("num_batches_tracked"):
+            assert int(theirs[name]) == int(value), name
+            continue
+        assert theirs[name].dtype == {"float32": torch.float32, "float64": torch.float64}[dtype], name
+        np.testing.assert_array_equal(theirs[name].detach().numpy(), value, err_msg=f"torch {name}")
+    if cfg.batch_norm:  # and BatchNorm starts where torch's own BatchNorm1d does
+        fresh = torch.nn.BatchNorm1d(20).state_dict()
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            np.testing.assert_array_equal(want[f"1.{key}"], fresh[key].numpy(), err_msg=key)
 
 
 COMPARE_CONFIGS = {
@@ -97,6 +222,62 @@ def test_numpy_and_torch_agree_for_100_float64_steps_through_the_trainer(data64,
     assert c.loss["numpy"][-10:].mean() < 0.7 * c.loss["numpy"][:5].mean()
     assert c.loss_rel.max() < 1e-6, c.summary()
     assert c.param_rel.max() < 1e-6, c.summary()
+
+
+def ours_default(cls_name: str, arg: str):
+    """The default of `arg` in chainrule.optim's `cls_name` (what the NumPy engine uses)."""
+    import inspect
+
+    import chainrule.optim
+
+    return inspect.signature(getattr(chainrule.optim, cls_name).__init__).parameters[arg].default
+
+
+OPTIMIZER_SETTINGS = {  # name -> (the config's keys, torch's class, what its param groups must hold)
+    "sgd": (
+        dict(lr=0.03, momentum=0.7, nesterov=True, weight_decay=2e-3),
+        "SGD",
+        dict(lr=0.03, momentum=0.7, nesterov=True, weight_decay=2e-3),
+    ),
+    "adam": (
+        dict(lr=4e-3, beta1=0.8, beta2=0.95, weight_decay=3e-3),
+        "Adam",
+        dict(lr=4e-3, betas=(0.8, 0.95), weight_decay=3e-3, eps=ours_default("Adam", "eps")),
+    ),
+    "adamw": (
+        dict(lr=5e-3, beta1=0.85, beta2=0.9, weight_decay=0.05),
+        "AdamW",
+        dict(lr=5e-3, betas=(0.85, 0.9), weight_decay=0.05, eps=ours_default("AdamW", "eps")),
+    ),
+    "rmsprop": (
+        dict(lr=6e-4, momentum=0.3, weight_decay=1e-4),
+        "RMSprop",
+        dict(
+            lr=6e-4,
+            momentum=0.3,
+            weight_decay=1e-4,
+            eps=ours_default("RMSprop", "eps"),
+            alpha=ours_default("RMSprop", "alpha"),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZER_SETTINGS))
+def test_each_optimizer_key_reaches_the_torch_optimizer_with_its_configured_value(data, name):
+    """The engines share `optimizer_kwargs(cfg)`, so a key it drops would leave them agreeing; here
+    every key is read back from torch's own param groups. The settings that have no config key
+    (eps, RMSprop's alpha) must be chainrule.optim's defaults, which the NumPy engine uses."""
+    keys, cls_name, want = OPTIMIZER_SETTINGS[name]
+    cfg = cfg_of(backend="torch", optimizer=name, **keys)
+    engine = make_engine(cfg, data.sample_shape, data.num_classes, data.mean, data.std)
+    opt = engine.optimizer
+    assert type(opt) is getattr(torch.optim, cls_name)
+    grouped = sum(len(g["params"]) for g in opt.param_groups)
+    assert grouped == len(list(engine.model.parameters()))
+    for group in opt.param_groups:
+        for key, value in want.items():
+            assert group[key] == pytest.approx(value), (name, key, group[key])
 
 
 def test_float32_drift_is_measured_not_hidden(data):
