@@ -210,9 +210,8 @@ def test_muon_trains_a_fastnet_and_puts_each_parameter_in_one_group(raw16):
     tr.fit()
     loss = tr.history.loss[: tr.step]
     assert np.isfinite(loss).all() and loss[-8:].mean() < loss[:8].mean() - 0.1, loss
-    # normalized filters end at norm sqrt(out)
-    for p in names["muon"]["params"]:
-        assert math.isclose(float(p.detach().norm()), math.sqrt(p.shape[0]), rel_tol=0.2)
+    # --muon-normalize reaches Muon (what it does is checked exactly in test_muon.py)
+    assert names["muon"]["normalize_weights"] is True and names["muon"]["ns_steps"] == 3
 
 
 def test_a_muon_run_resumes_bit_identically(raw16, tmp_path):

@@ -40,32 +40,65 @@ def _compare(ours: nn.Module, theirs, x: np.ndarray, seed: int = 0) -> None:
     assert len(theirs_params) == len(ours.parameters())
 
 
+def _linear_pair(n_in: int, n_out: int, bias: bool, seed: int):
+    """A chainrule Linear and a torch Linear of the same sizes; the weights are copied, the sizes
+    are the test's."""
+    ours = nn.Linear(n_in, n_out, bias=bias, dtype=F64, rng=seed)
+    return ours, _with_our_state(torch.nn.Linear(n_in, n_out, bias=bias, dtype=torch.float64), ours)
+
+
+def _with_our_state(theirs, ours: nn.Module):
+    """`theirs` (built from the test's arguments) with our module's weights, buffers and mode."""
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    theirs.train(ours.training)
+    return theirs
+
+
+# Each torch module is built from the test's own arguments (not read back from chainrule's
+# attributes), so a chainrule module that ignores or misstores an argument disagrees with torch.
 MODULES = {
-    "linear": lambda: nn.Linear(6, 4, dtype=F64, rng=0),
-    "linear_nobias": lambda: nn.Linear(6, 3, bias=False, dtype=F64, rng=1),
-    "relu": nn.ReLU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "elu": lambda: nn.ELU(1.3),
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softmax": nn.Softmax,
+    "linear": lambda: _linear_pair(6, 4, True, 0),
+    "linear_nobias": lambda: _linear_pair(6, 3, False, 1),
+    "relu": lambda: (nn.ReLU(), torch.nn.ReLU()),
+    "leaky_relu": lambda: (nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
+    "elu": lambda: (nn.ELU(1.3), torch.nn.ELU(1.3)),
+    "sigmoid": lambda: (nn.Sigmoid(), torch.nn.Sigmoid()),
+    "tanh": lambda: (nn.Tanh(), torch.nn.Tanh()),
+    "softmax": lambda: (nn.Softmax(), torch.nn.Softmax(dim=-1)),
 }
 
 
 @pytest.mark.parametrize("n", [1, 5, 64])
 @pytest.mark.parametrize("name", list(MODULES))
 def test_module_matches_torch(name: str, n: int) -> None:
-    ours = MODULES[name]()
+    ours, theirs = MODULES[name]()
     x = np.random.default_rng(n).standard_normal((n, 6)) * 3
-    _compare(ours, to_torch(ours), x, seed=n)
+    _compare(ours, theirs, x, seed=n)
+
+
+def test_to_torch_carries_every_hyperparameter() -> None:
+    """What the comparison tests above no longer go through: `to_torch` itself."""
+    assert to_torch(nn.LeakyReLU(0.2)).negative_slope == 0.2
+    assert to_torch(nn.ELU(1.3)).alpha == 1.3
+    assert to_torch(nn.Dropout(0.3)).p == 0.3
+    linear = to_torch(nn.Linear(6, 4, bias=False, dtype=F64, rng=0))
+    assert (linear.in_features, linear.out_features, linear.bias) == (6, 4, None)
+    for impl in ("torch", "autograd", "manual"):
+        bn = to_torch(nn.BatchNorm1d(5, eps=1e-3, momentum=0.2, dtype=F64), batch_norm_impl=impl)
+        assert (bn.eps, bn.momentum) == (1e-3, 0.2), impl
 
 
 def test_sigmoid_and_elu_extreme_inputs_match_torch() -> None:
     x = np.array([[-800.0, -40.0, -1e-3, 0.0, 1e-3, 40.0, 800.0]])
-    for ours in (nn.Sigmoid(), nn.ELU(), nn.Tanh()):
+    pairs = ((nn.Sigmoid(), torch.nn.Sigmoid()), (nn.ELU(), torch.nn.ELU()), (nn.Tanh(), torch.nn.Tanh()))
+    for ours, theirs in pairs:
         y = ours.forward(x)
         assert np.isfinite(y).all()
-        _compare(ours, to_torch(ours), x)
+        _compare(ours, theirs, x)
+
+
+def _batchnorm_pair(ours: nn.BatchNorm1d, num_features: int, **torch_args):
+    return _with_our_state(torch.nn.BatchNorm1d(num_features, dtype=torch.float64, **torch_args), ours)
 
 
 @pytest.mark.parametrize("affine", [True, False])
@@ -75,7 +108,7 @@ def test_batchnorm_train_matches_torch_over_steps(affine: bool) -> None:
     if affine:
         ours.weight.data[:] = rng.uniform(0.5, 2, 5)
         ours.bias.data[:] = rng.standard_normal(5)
-    theirs = to_torch(ours)
+    theirs = _batchnorm_pair(ours, 5, eps=1e-3, momentum=0.2, affine=affine)
     for step in range(6):
         x = rng.standard_normal((8 + step, 5)) * (step + 1) + step
         _compare(ours, theirs, x, seed=step)
@@ -84,7 +117,7 @@ def test_batchnorm_train_matches_torch_over_steps(affine: bool) -> None:
         assert int(ours.num_batches_tracked) == 2 * (step + 1)
     # the running statistics after the same sequence of batches, fed once each
     ours2 = nn.BatchNorm1d(5, eps=1e-3, momentum=0.2, affine=affine, dtype=F64)
-    theirs2 = to_torch(ours2)
+    theirs2 = _batchnorm_pair(ours2, 5, eps=1e-3, momentum=0.2, affine=affine)
     rng = np.random.default_rng(1)
     for step in range(6):
         x = rng.standard_normal((8 + step, 5)) * (step + 1) + step
@@ -103,7 +136,7 @@ def test_batchnorm_eval_matches_torch() -> None:
     ours.running_mean[:] = rng.standard_normal(4)
     ours.running_var[:] = rng.uniform(0.2, 3, 4)
     ours.eval()
-    theirs = to_torch(ours)
+    theirs = _batchnorm_pair(ours, 4)  # the defaults on both sides: eps 1e-5, momentum 0.1
     assert not theirs.training
     for n in (1, 7):
         _compare(ours, theirs, rng.standard_normal((n, 4)), seed=n)
@@ -127,8 +160,7 @@ def test_dropout_matches_torch_given_the_mask() -> None:
     np.testing.assert_allclose(y, x * mask, rtol=RTOL)
     np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=RTOL)
     ours.eval()
-    theirs = to_torch(ours)
-    assert not theirs.training
+    theirs = torch.nn.Dropout(p).eval()
     np.testing.assert_array_equal(ours.forward(x), theirs(_t(x)).numpy())
     np.testing.assert_array_equal(ours.backward(g), g)
 

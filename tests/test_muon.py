@@ -5,6 +5,7 @@ and `--micro-batch` in the engine: tests/test_cnn_engine.py."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -113,12 +114,22 @@ def test_optimizer_chain_steps_all_and_round_trips_its_state():
         a.grad, b.grad = torch.randn(3, 3), torch.ones(3)
         chain.step()
     assert not torch.equal(a.detach(), torch.ones(3, 3)) and not torch.equal(b.detach(), torch.ones(3))
-    state = chain.state_dict()
+    state = copy.deepcopy(chain.state_dict())  # (torch's state_dict holds the live buffers)
     other = OptimizerChain([Muon([a], lr=0.1), torch.optim.SGD([b], lr=0.5, momentum=0.9)])
     other.load_state_dict(state)
-    assert torch.equal(
-        other.optimizers[1].state[b]["momentum_buffer"], chain.optimizers[1].state[b]["momentum_buffer"]
-    )
+    for i, p in ((0, a), (1, b)):  # Muon's buffer and SGD's
+        assert torch.equal(
+            other.optimizers[i].state[p]["momentum_buffer"], chain.optimizers[i].state[p]["momentum_buffer"]
+        )
+    # and the loaded chain steps as the original does (the state is all there is to it)
+    a2, b2 = torch.nn.Parameter(a.detach().clone()), torch.nn.Parameter(b.detach().clone())
+    loaded = OptimizerChain([Muon([a2], lr=0.1), torch.optim.SGD([b2], lr=0.5, momentum=0.9)])
+    loaded.load_state_dict(state)
+    ga = torch.randn(3, 3)
+    a.grad, b.grad, a2.grad, b2.grad = ga, torch.ones(3), ga.clone(), torch.ones(3)
+    chain.step()
+    loaded.step()
+    assert torch.equal(a.detach(), a2.detach()) and torch.equal(b.detach(), b2.detach())
     chain.zero_grad()
     assert a.grad is None and b.grad is None
     with pytest.raises(ValueError, match="holds 1 optimizers, this chain has 2"):
