@@ -16,7 +16,9 @@ from sweep_kill import kill_9_sweep_when
 
 from chainrule.cli import main
 from chainrule.sweep import Store
-from chainrule.train import read_metrics
+from chainrule.train import TrainConfig, read_metrics
+from chainrule.train.config import from_dict
+from chainrule.train.run import train_run
 
 SPEC = """
 name = "tiny"
@@ -202,10 +204,31 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     was_running = {tid for tid, t in killed.items() if t["status"] == "running"}
     was_done = {tid for tid, t in killed.items() if t["status"] == "completed"}
     assert was_running and was_done and len(killed) == 4
+    # A fast machine is killed before any checkpoint but the one at step 0 (they come every 15 s),
+    # where resuming and restarting look alike; so one interrupted trial is put where a later kill
+    # would have left it: stopped at step 700 with its checkpoint, trained here from its own config.
+    tid = sorted(was_running)[0]
+    trial = out / "trials" / tid
+    cfg = from_dict(killed[tid]["config"], TrainConfig(), source="test")
+    shutil.rmtree(trial)
+    paused = train_run(cfg.replace(run_dir=str(trial.resolve())), until_step=700, quiet=True, plots=False)
+    assert paused.status == "paused"
+    before = read_metrics(trial / "metrics.jsonl")
+    assert before and before[-1]["step"] <= 700
 
     rc, text, err = run_cli(["sweep", "--resume", out, "--workers", "2", "--no-report"], capsys)
     assert rc == 0, err
-    assert "continues from its checkpoint" in err  # the interrupted trials resumed, not restarted
+    assert "continues from its checkpoint" in err
+    # the worker loaded that checkpoint: the evaluations before it are the ones recorded here, to
+    # their wall times (a restart would have timed them again) ...
+    after = read_metrics(trial / "metrics.jsonl")
+    assert after[: len(before)] == before
+    # ... and the resumed trial trained exactly as one uninterrupted run of its config
+    straight = train_run(cfg.replace(run_dir=str(tmp_path / "straight")), quiet=True, plots=False)
+    untimed = [{k: v for k, v in e.items() if k != "time"} for e in after]
+    uninterrupted = read_metrics(straight.run_dir / "metrics.jsonl")
+    assert untimed == [{k: v for k, v in e.items() if k != "time"} for e in uninterrupted]
+    assert json.loads((trial / "summary.json").read_text())["final"] == straight.summary["final"]
     final = db_trials(out)
     assert len(final) == 4 and all(t["status"] == "completed" for t in final.values())
     for tid, t in final.items():

@@ -41,6 +41,10 @@ def test_a_budget_run_records_its_steps_and_a_rerun_of_its_config_repeats_it(tmp
     assert cfg["steps"] == plan["steps"] == summary["steps"] >= 1
     assert plan["seconds"] == 1.5 and plan["step_s"] > 0 and plan["timed_steps"] >= 2
     assert plan["evals_per_step"] == pytest.approx(1 / 17)  # 540 samples, batch 32: 17 steps an epoch
+    # the steps are the most that the plan's own timings fit in the budget, evaluations included
+    timings = (plan["seconds"], plan["step_s"], plan["eval_s"], plan["evals_per_step"])
+    assert plan["steps"] == steps_in_budget(*timings)
+    assert plan["epochs"] == round(plan["steps"] / 17, 4)
 
     rc, _, err = run_cli(
         ["train", "--config", run / "config.toml", "--quiet", "--out-dir", tmp_path / "b"], capsys
@@ -52,11 +56,17 @@ def test_a_budget_run_records_its_steps_and_a_rerun_of_its_config_repeats_it(tmp
     assert again["steps"] == summary["steps"] and again["final"] == summary["final"]
 
 
-def test_the_budget_overrides_a_recipes_epochs(capsys):
+def test_the_budget_is_added_to_a_recipe_and_changes_nothing_else(capsys):
+    rc, out, _ = run_cli(["train", "--recipe", "cifar10-fast", "--print-config"], capsys)
+    assert rc == 0
+    recipe = tomllib.loads(out)
     rc, out, _ = run_cli(
         ["train", "--recipe", "cifar10-fast", "--time-budget", "300", "--print-config"], capsys
     )
-    assert rc == 0 and "time_budget = 300" in out
+    assert rc == 0
+    budgeted = tomllib.loads(out)
+    assert "time_budget" not in recipe and budgeted.pop("time_budget") == 300.0
+    assert budgeted == recipe  # the recipe's epochs stay in the config; the run replaces them (above)
 
 
 def test_a_budget_too_small_for_one_step_is_refused():
@@ -81,13 +91,29 @@ def test_epochs_or_steps_on_the_command_line_replace_a_recipes_budget(capsys):
 
 
 def test_a_budget_works_with_the_plateau_schedule_and_early_stopping(tmp_path, capsys):
-    # the probe must not switch evaluations off in a way these settings refuse
-    for flags in (["--schedule", "plateau"], ["--early-stopping"]):
+    # the probe must not switch evaluations off in a way these settings refuse, and the run must
+    # be the one asked for: the probe's settings stay in the probe
+    for name, flags, key, value in (
+        ("plateau", ["--schedule", "plateau"], "schedule", "plateau"),
+        ("early", ["--early-stopping"], "early_stopping", True),
+    ):
+        out_dir = tmp_path / name
         rc, _, err = run_cli(
-            ["train", *TINY, *flags, "--val-fraction", "0.1", "--time-budget", "1", "--out-dir", tmp_path],
+            ["train", *TINY, *flags, "--val-fraction", "0.1", "--time-budget", "1", "--out-dir", out_dir],
             capsys,
         )
         assert rc == 0, err
+        (run,) = out_dir.iterdir()
+        cfg = tomllib.loads((run / "config.toml").read_text())
+        summary = json.loads((run / "summary.json").read_text())
+        assert cfg[key] == value, name
+        assert cfg["eval_each_epoch"] is True and cfg["eval_every"] == TrainConfig().eval_every, name
+        assert cfg["steps"] == summary["time_budget"]["steps"], name
+        evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        want = sorted(set(range(17, cfg["steps"] + 1, 17)) | {cfg["steps"]})  # epoch ends, the end
+        steps = [e["step"] for e in evals]
+        assert steps == (want if summary["status"] == "completed" else want[: len(steps)]), name
+        assert all("val_loss" in e for e in evals), name  # what plateau and early stopping watch
 
 
 @pytest.mark.parametrize("length", [{"epochs": 2.0}, {"steps": 50}])
