@@ -41,6 +41,24 @@ def test_roundtrip_dtypes(tmp_path, dtype, gz):
     np.testing.assert_array_equal(back, arr)
 
 
+@pytest.mark.parametrize(
+    ("code", "payload", "values"),
+    [
+        (0x0C, b"\x01\x02\x03\x04\xff\xff\xff\xfe", [0x01020304, -2]),
+        (0x0D, b"\x3f\xc0\x00\x00\xc1\x20\x00\x00", [1.5, -10.0]),  # IEEE 754 single, big-endian
+        (0x0E, b"\x3f\xf8" + bytes(6) + b"\xc0\x24" + bytes(6), [1.5, -10.0]),  # double
+    ],
+)
+def test_wide_types_by_hand_are_big_endian(code, payload, values):
+    """Bytes written out by hand, not by this module's writer: a reader and writer that agree on
+    the wrong byte order would pass the round trip above."""
+    raw = bytes([0, 0, code, 1, 0, 0, 0, 2]) + payload
+    arr = parse_idx(raw)
+    np.testing.assert_array_equal(arr, values)
+    assert arr.dtype.kind == ("i" if code == 0x0C else "f") and arr.dtype.itemsize == len(payload) // 2
+    assert idx_bytes(arr) == raw
+
+
 def test_big_endian_data():
     raw = bytes([0, 0, 0x0B, 1, 0, 0, 0, 2]) + b"\x01\x02\xff\xfe"
     np.testing.assert_array_equal(parse_idx(raw), [0x0102, -2])

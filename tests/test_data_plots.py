@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
+from xml.etree import ElementTree
+
 import numpy as np
 import pytest
 
@@ -35,6 +39,24 @@ def test_svg_from_arrays_and_more_per_class_than_available(tmp_path):
     out = data.plot_class_samples((x, y), per_class=4, path=tmp_path / "f.svg")
     text = out.read_text()
     assert text.lstrip().startswith("<?xml") and "<svg" in text
+    # every sample is drawn once (no class has 4), as itself, upright: each embedded image, read at the
+    # centres of its 4 x 4 pixel blocks, is one of the inputs (RGB floats in [0, 1], 8 bits)
+    Image = pytest.importorskip("PIL.Image")
+    images = [e for e in ElementTree.fromstring(text).iter() if e.tag.endswith("}image")]
+    drawn = []
+    for e in images:
+        href = next(v for k, v in e.attrib.items() if k.endswith("href"))
+        png = base64.b64decode(href.split("base64,", 1)[1])
+        with Image.open(io.BytesIO(png)) as im:
+            rgb = np.asarray(im.convert("RGB"), np.float64)
+        if "scale(1 -1)" in e.get("transform", ""):  # matplotlib stores it bottom row first
+            rgb = rgb[::-1]
+        rows, cols = (((np.arange(4) + 0.5) * n / 4).astype(int) for n in rgb.shape[:2])
+        centres = rgb[rows][:, cols]
+        errors = [np.abs(centres - 255 * sample.transpose(1, 2, 0)).max() for sample in x]
+        assert min(errors) <= 1.0, errors
+        drawn.append(int(np.argmin(errors)))
+    assert sorted(drawn) == list(range(6))
 
 
 def test_bad_suffix_and_shapes(tmp_path):
