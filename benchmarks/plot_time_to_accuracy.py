@@ -34,8 +34,9 @@ def run_curve(run_dir: Path) -> tuple[str, list[tuple[float, float]], tuple[floa
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        if summary.get("test_acc") is not None and summary.get("train_time_s") is not None:
-            final = (float(summary["train_time_s"]), float(summary["test_acc"]))
+        acc = (summary.get("final") or {}).get("test_acc")
+        if acc is not None and summary.get("train_time_s") is not None:
+            final = (float(summary["train_time_s"]), float(acc))
     return label, points, final
 
 

@@ -58,7 +58,7 @@ def _fake_run(root: Path, name: str, seed: int, evals: list[tuple[float, float]]
     (d / "metrics.jsonl").write_text(
         "".join(json.dumps({"step": i, "time": t, "test_acc": a}) + "\n" for i, (t, a) in enumerate(evals))
     )
-    (d / "summary.json").write_text(json.dumps({"test_acc": final, "train_time_s": evals[-1][0]}))
+    (d / "summary.json").write_text(json.dumps({"final": {"test_acc": final}, "train_time_s": evals[-1][0]}))
     return d
 
 

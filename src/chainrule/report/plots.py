@@ -157,13 +157,26 @@ def time_to_accuracy_runs(
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     colours: dict[str, Any] = {}
+    runs_in_group: dict[str, int] = {}
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ("-", "--", "-.", ":")
     for label, pts in curves.items():
         group = label.split(" seed")[0]
         colour = colours.setdefault(group, cycle[len(colours) % len(cycle)])
+        style = styles[runs_in_group.get(group, 0) % len(styles)]  # the seeds of one recipe
+        runs_in_group[group] = runs_in_group.get(group, 0) + 1
         if pts:
             t, a = zip(*pts, strict=True)
-            ax.plot(np.asarray(t) / 60.0, 100 * np.asarray(a), "o-", ms=3, lw=1.2, color=colour, label=label)
+            ax.plot(
+                np.asarray(t) / 60.0,
+                100 * np.asarray(a),
+                marker="o",
+                ls=style,
+                ms=3,
+                lw=1.2,
+                color=colour,
+                label=label,
+            )
         if finals and label in finals:
             ft, fa = finals[label]
             ax.plot([ft / 60.0], [100 * fa], "*", ms=10, color=colour)
