@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade}",
+        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade,runs}",
         parser_class=_Parser,
     )
     sub.required = True
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name", nargs="?", help="recipe to print")
     _add_sweep_parsers(sub)
     _add_grade_parser(sub)
+    _add_runs_parser(sub)
     return parser
 
 
@@ -228,6 +229,40 @@ def _add_grade_parser(sub: Any) -> None:
     g.add_argument("--memory-mb", type=int, metavar="MB", help="memory limit of the child [default: 2048]")
     g.add_argument("--seed", type=int, default=0, help="seed of the random test inputs [default: 0]")
     g.add_argument("--failures-only", action="store_true", help="list only the failed tests")
+
+
+def _add_runs_parser(sub: Any) -> None:
+    r = sub.add_parser(
+        "runs",
+        help="list run folders as a table (and `runs compare` to put several side by side)",
+        description="List the runs in DIR (default runs/): a run folder is one run, a sweep folder lists its "
+        "trials, any other folder the runs and sweeps in it. Columns: name, status, data set, model, the "
+        "config keys that differ between the listed runs, final val/test accuracy, training time, date.",
+        epilog="chainrule runs compare RUN RUN ... --out FILE.html: one page with their curves overlaid, "
+        "the config diff and the final metrics side by side (see `chainrule runs compare --help`).",
+    )
+    r.add_argument("dirs", nargs="*", metavar="DIR", help="run, sweep or parent folders [default: runs]")
+    r.add_argument("--sort", metavar="KEY", help="sort by a column or config key (ascending)")
+    r.add_argument("--reverse", action="store_true", help="sort descending")
+    r.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs whose KEY is VALUE (also !=, >, >=, <, <=); repeat to combine",
+    )
+    r.add_argument("--json", action="store_true", help="print a JSON list (every run with its config)")
+
+
+def build_runs_compare_parser() -> argparse.ArgumentParser:
+    c = _Parser(
+        prog="chainrule runs compare",
+        description="Write one self-contained HTML page comparing run folders: loss, accuracy and "
+        "learning-rate curves overlaid, the config keys that differ, and the final metrics side by side.",
+    )
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run folders (two or more)")
+    c.add_argument("--out", required=True, metavar="FILE.html", help="the page to write")
+    return c
 
 
 def _add_sweep_parsers(sub: Any) -> None:
@@ -487,6 +522,27 @@ def cmd_grade(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from chainrule import runs
+
+    records = runs.select(runs.scan(args.dirs or ["runs"]), args.filter, args.sort, args.reverse)
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=1))
+    elif records:
+        print(runs.format_table(records))
+    else:
+        print(f"no runs in {', '.join(args.dirs or ['runs'])}" + (" match" if args.filter else ""))
+    return 0
+
+
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    from chainrule import runs
+
+    path = runs.compare_runs(args.runs, args.out)
+    print(f"{len(args.runs)} runs compared: {path}")
+    return 0
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -513,7 +569,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
+        if argv[:2] == ["runs", "compare"]:  # a subcommand of `runs`, whose other positionals are folders
+            return cmd_runs_compare(build_runs_compare_parser().parse_args(argv[2:]))
         args = parser.parse_args(argv)
+        if args.command == "runs":
+            return cmd_runs(args)
         if args.command == "train":
             return cmd_train(args, argv)
         if args.command == "evaluate":

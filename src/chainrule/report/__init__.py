@@ -15,6 +15,7 @@ from .plots import (
     time_to_accuracy,
     time_to_accuracy_runs,
 )
+from .runs_compare import overlay_curves, render_runs_comparison
 from .sweep_html import render_sweep_report
 from .sweep_plots import curve_bands, heatmap, metric_by_value, rung_trajectories, value_label
 
@@ -27,12 +28,14 @@ __all__ = [
     "engine_comparison_plot",
     "loss_curves",
     "metric_by_value",
+    "overlay_curves",
     "rung_trajectories",
     "lr_curve",
     "time_to_accuracy_runs",
     "pick_samples",
     "prediction_grid",
     "render_report",
+    "render_runs_comparison",
     "render_sweep_report",
     "save_png",
     "time_to_accuracy",
