@@ -15,7 +15,6 @@ line on stderr and exit with status 2; other failures print one line and exit wi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -24,20 +23,18 @@ from typing import Any, NoReturn
 
 from chainrule._io import one_line
 from chainrule.train.config import (
-    BOOKKEEPING,
     FIELDS,
     GROUP_TITLES,
     ConfigError,
     TrainConfig,
-    coerce,
     dumps,
     field_kind,
-    layer,
     load_recipe,
     load_toml,
     optional,
     recipe_names,
     recipe_text,
+    resolve,
 )
 
 RESUME_OVERRIDES = {"epochs", "steps", "data_dir"}
@@ -329,28 +326,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
         if not (Path(args.resume) / "config.toml").is_file():
             raise UsageError(f"--resume {args.resume}: not a run folder (no config.toml there)")
-        cfg = load_toml(Path(args.resume) / "config.toml")
-    else:
-        cfg = TrainConfig()
-        if args.recipe:
-            cfg = load_recipe(args.recipe, cfg)
-            if "name" not in flags and cfg.name == TrainConfig.name:
-                cfg = cfg.replace(name=args.recipe)
-        if args.config:
-            cfg = load_toml(args.config, cfg)
-    cfg = layer(cfg, {k: coerce(k, v, "command line") for k, v in flags.items()})
-    if "name" not in flags and cfg.name == TrainConfig.name and _differs_from_default(cfg):
-        cfg = cfg.replace(name=cfg.dataset)  # a run that is not the default recipe is not named after it
-    return cfg.validate()
-
-
-def _differs_from_default(cfg: TrainConfig) -> bool:
-    default = TrainConfig()
-    return any(
-        getattr(cfg, f.name) != getattr(default, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in BOOKKEEPING and f.name != "seed"  # another seed of the default is the default
-    )
+        return resolve(changes=flags, base=load_toml(Path(args.resume) / "config.toml"))
+    return resolve(args.recipe, args.config, flags)
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:

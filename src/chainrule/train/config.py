@@ -439,6 +439,26 @@ def _check(ok: bool, key: str, value: Any, what: str) -> None:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+_dataclass_init = TrainConfig.__init__
+
+
+def _checked_init(self: TrainConfig, *args: Any, **keys: Any) -> None:
+    """TrainConfig(...) checks every key and type as a config file and the command line do: an unknown
+    key names the closest one, a wrong type names the key and the type it must be (`coerce`). The
+    ranges and combinations are `validate()`'s: a config is built in layers that may pass through
+    states a finished config could not be in (a recipe's epochs before a layer's steps)."""
+    if len(args) > len(FIELDS):
+        raise ConfigError(f"TrainConfig takes at most {len(FIELDS)} positional values, got {len(args)}")
+    given = dict(zip(FIELDS, args, strict=False))
+    for k in given.keys() & keys.keys():
+        raise ConfigError(f"TrainConfig: {k} given twice")
+    given.update(keys)
+    _dataclass_init(self, **{k: coerce(k, v, "TrainConfig") for k, v in given.items()})
+
+
+TrainConfig.__init__ = _checked_init  # type: ignore[method-assign]
+
+
 def field_kind(name: str) -> str:
     """'int', 'float', 'bool', 'str', 'list' (of int); the annotation with `| None` stripped."""
     ann = str(FIELDS[name].type).replace(" | None", "")
@@ -514,6 +534,40 @@ def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     return from_dict(data, base, source=str(path))
+
+
+def differs_from_default(cfg: TrainConfig) -> bool:
+    """Whether `cfg` trains something other than the default recipe (another seed of it does not)."""
+    default = TrainConfig()
+    return any(
+        getattr(cfg, f.name) != getattr(default, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in BOOKKEEPING and f.name != "seed"
+    )
+
+
+def resolve(
+    recipe: str | None = None,
+    config_file: str | Path | None = None,
+    changes: dict[str, Any] | None = None,
+    source: str = "command line",
+    base: TrainConfig | None = None,
+) -> TrainConfig:
+    """The config of `chainrule train` and `chainrule.fit`: `base` (default: the defaults), then the
+    recipe, then the config file, then `changes` (checked as coming from `source`), validated. A run
+    is named after its recipe, else (when it is not the default recipe) its data set."""
+    changes = dict(changes or {})
+    cfg = base if base is not None else TrainConfig()
+    if recipe:
+        cfg = load_recipe(recipe, cfg)
+        if "name" not in changes and cfg.name == TrainConfig.name:
+            cfg = cfg.replace(name=recipe)
+    if config_file:
+        cfg = load_toml(config_file, cfg)
+    cfg = layer(cfg, {k: coerce(k, v, source) for k, v in changes.items()})
+    if "name" not in changes and cfg.name == TrainConfig.name and differs_from_default(cfg):
+        cfg = cfg.replace(name=cfg.dataset)  # a run that is not the default recipe is not named after it
+    return cfg.validate()
 
 
 # --------------------------------------------------------------------------------------------------

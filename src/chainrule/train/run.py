@@ -484,6 +484,27 @@ def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = Fal
     return np.ascontiguousarray(arr)
 
 
+def predict_proba(run: LoadedRun, x_uint8: np.ndarray, backend: str = "numpy") -> np.ndarray:
+    """Class probabilities of a run's model for images as the data loaders give them.
+
+    Args:
+        x_uint8: uint8 images, (N, C, H, W), (N, H, W) for one channel, or flattened (N, C*H*W).
+
+    Shape: returns (N, num_classes) float64.
+    """
+    shape = tuple(run.info["image_shape"])  # (C, H, W)
+    x = np.asarray(x_uint8)
+    if x.dtype != np.uint8:
+        raise ConfigError(f"images must be uint8 (0..255, as chainrule.data.load gives them), got {x.dtype}")
+    if x.ndim >= 2 and x[0].size == int(np.prod(shape)):
+        x = x.reshape((x.shape[0], *shape))
+    else:
+        raise ConfigError(f"images of shape {x.shape} do not fit the model's input {shape} (C, H, W)")
+    mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
+    z = transform(x, mean, std, np.dtype(run.info.get("dtype", "float32")))
+    return _softmax(_logits(run.model, z, backend, image_shape=shape, tta=run.cfg.tta).astype(np.float64))
+
+
 def predict_run(
     run_dir: str | Path, images: list[str], top: int = 3, invert: bool = False, backend: str = "numpy"
 ) -> list[dict[str, Any]]:
@@ -491,9 +512,7 @@ def predict_run(
     run = load_run(run_dir)
     shape = tuple(run.info["image_shape"])
     x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
-    mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
-    x = transform(x_u8, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    probs = _softmax(_logits(run.model, x, backend, image_shape=shape, tta=run.cfg.tta).astype(np.float64))
+    probs = predict_proba(run, x_u8, backend)
     classes = run.info["classes"]
     out = []
     for path, p in zip(images, probs, strict=True):
@@ -504,4 +523,13 @@ def predict_run(
     return out
 
 
-__all__ = ["RunResult", "evaluate_run", "finalize", "load_run", "new_run_dir", "predict_run", "train_run"]
+__all__ = [
+    "RunResult",
+    "evaluate_run",
+    "finalize",
+    "load_run",
+    "new_run_dir",
+    "predict_proba",
+    "predict_run",
+    "train_run",
+]
