@@ -1,15 +1,18 @@
-"""Atomic file writes, shared by every part of chainrule that writes files, and `one_line`, the
-form in which an error reaches a terminal or a table.
+"""Atomic file writes and folder locks, shared by every part of chainrule that writes files, and
+`one_line`, the form in which an error reaches a terminal or a table.
 
 The data goes to a temporary file in the destination's folder, is flushed to disk, gets the
 permissions a plain `open` would have given it, and is then moved into place with `os.replace`:
 a reader, or a run killed half-way, sees either the old file or the complete new one, never a
 half-written file. On any error the temporary file is removed.
+
+`FolderLock` keeps a second chainrule process out of a run or sweep folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -78,7 +81,58 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def one_line(e: BaseException, with_type: bool = False) -> str:
     """The message of `e` on one line (white space folded); its type's name when it has none, and
     before the message `with_type` (a sweep's trials.csv, where no traceback is at hand)."""
+    if getattr(e, "keep_lines", False):  # a first line, then one searched folder per line
+        return "\n".join(line.rstrip() for line in str(e).strip().splitlines()) or type(e).__name__
     text = " ".join(str(e).split())
     if not text:
         return type(e).__name__
     return f"{type(e).__name__}: {text}" if with_type else text
+
+
+LOCK_NAME = ".lock"  # the lock file of older sweep folders (now the folder itself is locked)
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+class FolderLock:
+    """An exclusive, non-blocking flock on the folder itself (its directory file descriptor):
+    nothing is written into the folder, and the kernel releases the lock when the process dies,
+    also on `kill -9`. A file system without flock (some network mounts) goes unlocked.
+
+    Args:
+        folder: an existing folder.
+        what: what the folder is, for the message ("training", "sweep").
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], what: str = "chainrule") -> None:
+        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise FolderBusy(
+                f"{Path(folder)} is in use by another chainrule {what} process; wait for it to end"
+            ) from None
+        except OSError:  # no flock here: run unlocked rather than not at all
+            pass
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = -1
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def holds_files(folder: str | os.PathLike[str]) -> bool:
+    """Whether an existing folder holds anything (an old sweep's lock file aside)."""
+    return any(p.name != LOCK_NAME for p in Path(folder).iterdir())

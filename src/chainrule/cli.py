@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(only --epochs, --steps, --data-dir and --quiet may be given with it)",
     )
     t.add_argument(
+        "--reschedule",
+        action="store_true",
+        help="with --resume and more --steps/--epochs: rebuild a cosine or triangle schedule for the new "
+        "length (default: keep the old one, whose lr stays at its final value)",
+    )
+    t.add_argument(
         "--pause-at",
         type=int,
         metavar="STEP",
@@ -338,6 +344,8 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.print_config:
         sys.stdout.write(dumps(cfg))
         return 0
+    if args.reschedule and not args.resume:
+        raise UsageError("--reschedule is for --resume RUN with more --steps or --epochs")
     with stop_on_signals():  # Ctrl-C / SIGTERM: stop after the current step with its checkpoint
         result = train_run(
             cfg,
@@ -345,6 +353,7 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             quiet=args.quiet,
             until_step=args.pause_at,
             command="chainrule " + shlex.join(argv),
+            reschedule=args.reschedule,
         )
     final = result.summary["final"]
     line = (

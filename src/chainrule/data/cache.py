@@ -56,13 +56,37 @@ def file_md5(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def key_for_files(name: str, files: Iterable[str | os.PathLike[str]]) -> str:
-    """Cache key from each file's resolved path, size and md5 (see the module docstring)."""
-    h = hashlib.sha256(f"chainrule-cache-v{CACHE_VERSION}\0{name}\0".encode())
+def file_records(files: Iterable[str | os.PathLike[str]]) -> list[dict]:
+    """`{"path", "bytes", "md5"}` of each file (resolved path): what a run records it read."""
+    out = []
     for f in files:
         p = Path(f).resolve()
-        h.update(f"{p}\0{p.stat().st_size}\0{file_md5(p)}\0".encode())
+        out.append({"path": str(p), "bytes": p.stat().st_size, "md5": file_md5(p)})
+    return out
+
+
+def key_for_records(name: str, records: Iterable[dict]) -> str:
+    """Cache key from `file_records` (see the module docstring)."""
+    h = hashlib.sha256(f"chainrule-cache-v{CACHE_VERSION}\0{name}\0".encode())
+    for r in records:
+        h.update(f"{r['path']}\0{r['bytes']}\0{r['md5']}\0".encode())
     return h.hexdigest()[:24]
+
+
+def key_for_files(name: str, files: Iterable[str | os.PathLike[str]]) -> str:
+    """Cache key from each file's resolved path, size and md5 (see the module docstring)."""
+    return key_for_records(name, file_records(files))
+
+
+def tree_record(root: str | os.PathLike[str], files: Iterable[tuple[str, int, int]]) -> dict:
+    """`{"path", "files", "bytes", "sha256"}` of a folder tree; the digest is over each file's
+    (relative path, size, mtime_ns), as for `key_for_tree`."""
+    h = hashlib.sha256()
+    n = total = 0
+    for rel, size, mtime in files:
+        h.update(f"{rel}\0{size}\0{mtime}\0".encode())
+        n, total = n + 1, total + size
+    return {"path": str(Path(root).resolve()), "files": n, "bytes": total, "sha256": h.hexdigest()}
 
 
 def key_for_tree(name: str, root: str | os.PathLike[str], files: Iterable[tuple[str, int, int]]) -> str:

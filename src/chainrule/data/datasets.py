@@ -6,7 +6,7 @@ import hashlib
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ class Dataset:
         x_test, y_test: the same for the test split (may hold 0 images for a user's folder).
         classes: class names; `classes[label]`.
         source: the file or folder the arrays were decoded from.
+        files: what was read: `{"path", "bytes", "md5"}` per file (`{"path", "files", "bytes",
+            "sha256"}` for a folder tree of images).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Dataset:
     y_test: np.ndarray
     classes: list[str]
     source: str = ""
+    files: list[dict] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -99,8 +102,14 @@ def _partial_idx(spec: DatasetSpec, roots: list[Path]) -> str:
     for d in _candidates(spec, roots):
         have = [f for f in IDX_FILES.values() if (d / f).is_file() or (d / (f + ".gz")).is_file()]
         if have:
-            missing = [f + "[.gz]" for f in IDX_FILES.values() if f not in have]
-            return f"{d} holds only part of {spec.name}: missing {', '.join(missing)}.\n"
+            missing = [
+                f
+                + "[.gz]"
+                + (" (a folder there, not a file)" if (d / f).is_dir() or (d / (f + ".gz")).is_dir() else "")
+                for f in IDX_FILES.values()
+                if f not in have
+            ]
+            return f"{d} holds only part of {spec.name}: missing {', '.join(missing)}"
     return ""
 
 
@@ -125,7 +134,8 @@ def _find_cifar(spec: DatasetSpec, roots: list[Path]) -> tuple[Path, str] | None
 
 
 def _not_found(spec: DatasetSpec, roots: list[Path]) -> DatasetNotFoundError:
-    where = "\n  ".join(str(d) for d in _candidates(spec, roots))
+    """A short first line (what is missing), the folders searched one per line, then what to do."""
+    where = "".join(f"\n  {d}" for d in _candidates(spec, roots))
     if spec.kind == "idx":
         what = "the four IDX files " + ", ".join(f + ".gz" for f in IDX_FILES.values()) + " (gzipped or not)"
     else:
@@ -133,12 +143,14 @@ def _not_found(spec: DatasetSpec, roots: list[Path]) -> DatasetNotFoundError:
             "cifar-10-python.tar.gz (or the extracted cifar-10-batches-py/), cifar-10-binary.tar.gz "
             "(or cifar-10-batches-bin/), or an image tree train/<class>/*.png|jpg (folder or .tar.gz)"
         )
-    first = roots[0] / spec.folders[0]
     partial = _partial_idx(spec, roots) if spec.kind == "idx" else ""
+    only = len(roots) == 1  # a folder the user named (or nothing else to search)
+    head = partial or f"{spec.name} not found" + (f" in {roots[0]}" if only else "")
     return DatasetNotFoundError(
-        f"{partial}{spec.name} not found. Looked in:\n  {where}\nPut {what} in one of these folders (e.g. "
-        f"{first}), set CHAINRULE_DATA to the folder holding them, or call "
-        f"load({spec.name!r}, download=True) (`chainrule train --download`) online."
+        f"{head}; looked in:{where}\n"
+        f"Put {what} in {roots[0] / spec.folders[0]}"
+        + ("" if only else ", set CHAINRULE_DATA to the folder holding them,")
+        + f" or fetch them with --download (load({spec.name!r}, download=True))."
     )
 
 
@@ -177,13 +189,17 @@ def _decode_idx(spec: DatasetSpec, files: dict[str, Path]) -> dict:
     return out
 
 
-def _cached(name: str, key: str | None, decode: Callable[[], dict], source: str, use_cache: bool) -> Dataset:
+def _cached(
+    name: str, key: str | None, decode: Callable[[], dict], source: str, use_cache: bool, files: list[dict]
+) -> Dataset:
     """The cache entry for (name, key) if there is one, else `decode()` and store it."""
     if use_cache and key is not None:
         hit = _cache.load_entry(name, key)
         if hit is not None:
             arrays, meta = hit
-            return Dataset(name, classes=list(meta["classes"]), source=meta.get("source", source), **arrays)
+            return Dataset(
+                name, classes=list(meta["classes"]), source=meta.get("source", source), files=files, **arrays
+            )
     d = decode()
     arrays = {k: d[k] for k in _cache.ARRAY_NAMES}
     if use_cache and key is not None:
@@ -195,7 +211,7 @@ def _cached(name: str, key: str | None, decode: Callable[[], dict], source: str,
             hit = _cache.load_entry(name, key)
             if hit is not None:
                 arrays = hit[0]
-    return Dataset(name, classes=list(d["classes"]), source=source, **arrays)
+    return Dataset(name, classes=list(d["classes"]), source=source, files=files, **arrays)
 
 
 def load(
@@ -205,6 +221,7 @@ def load(
     cache: bool = True,
     mirror: str | None = None,
     progress: bool | None = None,
+    exclusive: bool = False,
 ) -> Dataset:
     """Load a built-in data set: "mnist", "fashion-mnist" (or "fashion_mnist"), "cifar10" ("cifar-10").
 
@@ -220,6 +237,8 @@ def load(
         mirror: base URL to download from instead of the canonical ones (also
             `$CHAINRULE_MIRROR`).
         progress: progress bar for downloads (default: when stderr is a terminal).
+        exclusive: `root` is the only place searched (a folder the user named: data from
+            anywhere else is never used in its place).
     Returns:
         Dataset with uint8 images (N, C, H, W) and int64 labels.
     Raises:
@@ -227,7 +246,9 @@ def load(
             which files); DownloadError when downloading fails; DataFormatError for bad files.
     """
     spec = get_spec(name)
-    roots = data_roots(root)
+    if exclusive and root is None:
+        raise ValueError("exclusive=True needs a root")
+    roots = [Path(root).expanduser()] if exclusive and root is not None else data_roots(root)
     found = _find(spec, roots)
     if found is None:
         if not download:
@@ -245,17 +266,19 @@ def load(
     if spec.kind == "idx":
         files = found
         assert isinstance(files, dict)
-        key = _cache.key_for_files(spec.name, [files[r] for r in IDX_FILES]) if cache else None
-        return _cached(spec.name, key, lambda: _decode_idx(spec, files), str(files["x_train"].parent), cache)
+        records = _cache.file_records(files[r] for r in IDX_FILES)
+        key = _cache.key_for_records(spec.name, records) if cache else None
+        source = str(files["x_train"].parent)
+        return _cached(spec.name, key, lambda: _decode_idx(spec, files), source, cache, records)
     path, fmt = found
     assert isinstance(path, Path)
     if fmt == "folder":
         return _load_tree(path, spec.name, cache, None)
-    key = None
-    if cache:
-        srcs = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-        key = _cache.key_for_files(f"{spec.name}-{fmt}", srcs)
-    return _cached(spec.name, key, lambda: read_cifar10(path, fmt), str(path), cache)
+    records = _cache.file_records(
+        [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    )
+    key = _cache.key_for_records(f"{spec.name}-{fmt}", records) if cache else None
+    return _cached(spec.name, key, lambda: read_cifar10(path, fmt), str(path), cache, records)
 
 
 def _find(spec: DatasetSpec, roots: list[Path]) -> dict[str, Path] | tuple[Path, str] | None:
@@ -266,9 +289,11 @@ def _load_tree(path: Path, name: str, cache: bool, workers: int | None) -> Datas
     if path.is_dir():
         tree = scan_tree(path)
         key = _cache.key_for_tree(name, path, tree.stats) if cache else None
-        return _cached(name, key, lambda: decode_tree(tree, workers), str(path), cache)
-    key = _cache.key_for_files(name, [path]) if cache else None
-    return _cached(name, key, lambda: decode_tree(scan_tree(path), workers), str(path), cache)
+        records = [_cache.tree_record(path, tree.stats)]
+        return _cached(name, key, lambda: decode_tree(tree, workers), str(path), cache, records)
+    records = _cache.file_records([path])
+    key = _cache.key_for_records(name, records) if cache else None
+    return _cached(name, key, lambda: decode_tree(scan_tree(path), workers), str(path), cache, records)
 
 
 def load_folder(

@@ -13,8 +13,11 @@ class DataFormatError(ValueError):
 class DatasetNotFoundError(FileNotFoundError):
     """A data set is not on disk where we looked (and downloading was not allowed or failed).
 
-    The message lists the folders searched and the files to put there.
+    The message lists the folders searched and the files to put there: a short first line, then
+    one folder per line (`keep_lines` tells the command line to print it as it is).
     """
+
+    keep_lines = True
 
 
 class DownloadError(OSError):

@@ -5,7 +5,7 @@
     DIR/trials.csv      one row per trial (`runner.write_csv`)
     DIR/trials/<id>/    each trial's run folder (`chainrule.train.run`)
     DIR/report.html     the report and its PNGs (`report.write_sweep_report`)
-    DIR/.lock           the coordinator's flock
+    (the folder itself is flock-ed by the coordinator: chainrule._io.FolderLock)
 
 The runner and the report both read it; neither imports the other for it.
 """
@@ -19,7 +19,6 @@ DB_NAME = "sweep.db"
 SPEC_NAME = "spec.toml"
 CSV_NAME = "trials.csv"
 REPORT_NAME = "report.html"
-LOCK_NAME = ".lock"
 
 
 class SweepError(RuntimeError):

@@ -2,8 +2,8 @@
 keeps `trials.csv` current, and writes the report at the end.
 
 The coordinator is the only process that writes `sweep.db` (workers write only their own trial
-folders). A lock file (`DIR/.lock`, flock: released by the kernel when the process dies, also on
-`kill -9`) keeps a second coordinator out of the same folder.
+folders). A lock on the folder (`chainrule._io.FolderLock`: released by the kernel when the process
+dies, also on `kill -9`) keeps a second coordinator out of it.
 
 Crash safety: a trial is marked running in the database before it is handed to a worker, and
 completed, paused or failed only after the worker returned. After a crash, `--resume` runs every trial
@@ -19,10 +19,8 @@ a running trial's target rung is in the database, so a resumed sweep sends it to
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
-import os
 import sys
 import time
 from collections import deque
@@ -30,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chainrule._io import atomic_write_text
+from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .backends import LocalPool, RayPool, available_cores
 from .halving import Rungs
-from .layout import CSV_NAME, DB_NAME, LOCK_NAME, SPEC_NAME, SweepError, swept_keys, trial_dir
+from .layout import CSV_NAME, DB_NAME, SPEC_NAME, SweepError, swept_keys, trial_dir
 from .progress import SweepProgress
 from .spec import SweepSpec, halving_of
 from .store import ENDED, Store
@@ -65,19 +63,6 @@ class SweepResult:
     new_trials: list[str] = field(default_factory=list)
 
 
-class _Lock:
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / LOCK_NAME
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise SweepError(f"{out_dir} is being run by another chainrule sweep process") from None
-
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
 
 
 def _cell(v: Any) -> Any:
@@ -164,8 +149,18 @@ def run_sweep(
     if spec is None:
         store = open_sweep(out)
         store.close()
+    elif out.exists() and not out.is_dir():
+        raise SweepError(f"{out} is a file, not a sweep folder: use another --out")
+    elif out.is_dir() and not (out / DB_NAME).is_file() and holds_files(out):
+        # the user's own files are never overwritten (report.html, trials.csv, spec.toml ...)
+        raise SweepError(
+            f"{out} is not empty and is not a chainrule sweep folder (no {DB_NAME}): use another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out)
+    try:
+        lock = FolderLock(out, "sweep")
+    except FolderBusy as e:
+        raise SweepError(str(e)) from None
     try:
         return _run_locked(
             spec,

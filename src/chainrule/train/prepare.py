@@ -8,7 +8,7 @@ kept so that `evaluate` and `predict` apply exactly the same transform.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class RawData:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
+    files: list[dict] = field(default_factory=list)  # what was read (`chainrule.data.Dataset.files`)
 
 
 @dataclass
@@ -109,13 +110,15 @@ def load_raw(cfg: TrainConfig) -> RawData:
     from chainrule import data  # the loaders; imported here so `chainrule.train` loads without them
 
     root = resolve_data_root(cfg.data_dir, cfg.download)
-    ds: Any = data.load(cfg.dataset, root=root, download=cfg.download)
+    # a --data-dir is the only folder searched: no other copy is ever used in its place
+    ds: Any = data.load(cfg.dataset, root=root, download=cfg.download, exclusive=bool(cfg.data_dir))
     return RawData(
         np.asarray(ds.x_train),
         np.asarray(ds.y_train, np.int64),
         np.asarray(ds.x_test),
         np.asarray(ds.y_test, np.int64),
         [str(c) for c in ds.classes],
+        list(ds.files),
     )
 
 
@@ -123,7 +126,7 @@ def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any
     """uint8 (N, C, H, W) -> float (N, C*H*W): scale to [0, 1], subtract mean, divide by std
     (per channel). Chunked, so no float64 copy of a whole data set is ever made."""
     n, c = x_uint8.shape[:2]
-    out = np.empty((n, x_uint8[0].size), dtype)
+    out = np.empty((n, int(np.prod(x_uint8.shape[1:]))), dtype)  # also for 0 images
     scale = (1.0 / (255.0 * std)).astype(dtype)  # (C,)
     shift = (mean / std).astype(dtype)  # (C,)
     view = out.reshape(x_uint8.shape)

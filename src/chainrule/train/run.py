@@ -26,7 +26,7 @@ from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
-from chainrule._io import atomic_write_text
+from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, dumps, load_toml
@@ -34,7 +34,7 @@ from .engine import preflight
 from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
 from .progress import Progress
-from .trainer import CHECKPOINT, FitResult, Trainer
+from .trainer import CHECKPOINT, FitResult, Trainer, build_schedule
 
 
 @dataclass
@@ -51,6 +51,12 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         path = Path(cfg.run_dir)
         if (path / "config.toml").exists():
             raise ConfigError(f"run folder {path} already holds a run; use --resume {path} or another folder")
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"run_dir {path} is a file, not a folder")
+        if path.is_dir() and holds_files(path):  # the user's own files are never overwritten
+            raise ConfigError(
+                f"run_dir {path} is not empty and is not a chainrule run folder; name a new or empty folder"
+            )
         path.mkdir(parents=True, exist_ok=True)
         return path
     base = Path(cfg.out_dir)
@@ -92,9 +98,29 @@ def _preprocess_info(cfg: TrainConfig, data: Prepared) -> dict[str, Any]:
 T = TypeVar("T")
 
 
-def train_run(
+def _lock_run(run_dir: Path, held: list[FolderLock]) -> None:
+    """Hold `run_dir`'s lock until `train_run` returns: two processes never write one run."""
+    try:
+        held.append(FolderLock(run_dir, "training"))
+    except FolderBusy as e:
+        raise ConfigError(str(e)) from None
+
+
+def train_run(cfg: TrainConfig, resume: str | Path | None = None, **options: Any) -> RunResult:
+    """Train `cfg` into a new run folder, or continue the run in `resume`; the folder is locked
+    while it trains (a second process is refused). The options are `_train_run`'s."""
+    held: list[FolderLock] = []
+    try:
+        return _train_run(cfg, resume, held, **options)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _train_run(
     cfg: TrainConfig,
-    resume: str | Path | None = None,
+    resume: str | Path | None,
+    held: list[FolderLock],
     quiet: bool = False,
     stream: TextIO | None = None,
     until_step: int | None = None,
@@ -103,6 +129,7 @@ def train_run(
     plots: bool = True,
     until_fraction: float | None = None,
     data: Prepared | None = None,
+    reschedule: bool = False,
 ) -> RunResult:
     """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
     what `cfg` was resolved from). Returns the folder, how it ended, and the summary.
@@ -115,9 +142,15 @@ def train_run(
     checkpointed, its summary holds the metrics at that point, and `resume` continues it.
 
     `data` is `prepare(raw, cfg)` already made (a sweep worker reuses it across trials with the
-    same split and preprocessing); it is only read."""
+    same split and preprocessing); it is only read.
+
+    A resumed run with more steps than it was started with keeps its learning-rate schedule (a
+    cosine or triangle stays at its final value after the old end); `reschedule` rebuilds it for
+    the new number of steps. Fewer steps than the run has done are refused."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
+    if resume is not None:  # refused before any data is loaded
+        _lock_run(Path(resume), held)
     preflight(cfg)
     t0 = time.perf_counter()
     if data is None:
@@ -151,25 +184,30 @@ def train_run(
         run_dir = Path(resume)
     else:
         run_dir = new_run_dir(cfg)
-    atomic_write_text(run_dir / "config.toml", dumps(cfg))
-    atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
+        _lock_run(run_dir, held)
     progress = Progress(1, enabled=not quiet, stream=stream)
     try:
         trainer = Trainer(cfg, data, run_dir, progress)
     except BaseException:
         if resume is None:  # a run that could not start leaves no folder behind
+            held.pop().release()
             _remove_unstarted(run_dir)
         raise
     progress.total = trainer.total_steps
+    schedule_note = ""
     if resume is not None:
         trainer.resume()
+        schedule_note = _resume_schedule(trainer, run_dir, reschedule)
+    # written once the run is known to start (or continue): a refused resume leaves config.toml as it was
+    atomic_write_text(run_dir / "config.toml", dumps(cfg))
+    atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
     log = progress.message
     log(
         f"chainrule: {cfg.name}: {cfg.dataset} {data.x_train.shape[0]} train / "
         f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
         f"model {_model_line(cfg, data)}, "
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
-        + (f" (resumed at step {trainer.step})" if resume is not None else "")
+        + (f" (resumed at step {trainer.step}{schedule_note})" if resume is not None else "")
     )
     if precision is not None:
         log(precision.line())
@@ -186,12 +224,47 @@ def train_run(
         command=command,
         plots=plots,
         extra={
-            key: asdict(record)
-            for key, record in (("precision", precision), ("time_budget", budget))
-            if record is not None
+            **{
+                key: asdict(record)
+                for key, record in (("precision", precision), ("time_budget", budget))
+                if record is not None
+            },
+            "data_files": raw.files if raw is not None else [],
         },
     )
     return RunResult(run_dir, result.status, result.message, summary)
+
+
+# schedules whose shape depends on the run's number of steps
+_LENGTH_DEPENDENT = ("cosine", "triangle")
+
+
+def _resume_schedule(trainer: Trainer, run_dir: Path, reschedule: bool) -> str:
+    """Check a resumed run's new length against what it has done; keep (or with `reschedule`
+    rebuild) its schedule. Returns the note for the header."""
+    done, old_total, total = trainer.step, trainer.resumed_total_steps, trainer.total_steps
+    if total < done:
+        raise ConfigError(
+            f"--resume {run_dir}: the run has done {done} steps; it cannot be cut to {total} "
+            f"(give --steps >= {done}, or none to finish its {old_total})"
+        )
+    name = trainer.cfg.schedule
+    if total == old_total or name not in _LENGTH_DEPENDENT:
+        if reschedule:
+            raise ConfigError(
+                f"--reschedule: nothing to rebuild (the {name} schedule does not depend on the run's "
+                f"length, or the length is unchanged at {total} steps)"
+            )
+        return ""
+    if reschedule:
+        return (
+            f"; {name} schedule rebuilt for {total} steps (--reschedule): lr {trainer.schedule(done):.3g} now"
+        )
+    trainer.schedule = build_schedule(trainer.cfg, old_total)
+    return (
+        f"; {name} schedule of its first {old_total} steps kept: lr {trainer.schedule(old_total):.3g} "
+        f"from step {old_total} on (--reschedule rebuilds it for {total} steps)"
+    )
 
 
 def _previous_record(run_dir: Path, key: str, cls: type[T]) -> T | None:
@@ -456,6 +529,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str 
         "test_loss": loss,
         "test_acc": float(np.mean(pred == y)),
         "per_class_acc": per_class,
+        "data_files": raw.files,
     }
 
 

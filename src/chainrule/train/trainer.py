@@ -256,6 +256,7 @@ class Trainer:
         self.progress = progress or Progress(self.total_steps, enabled=False)
         self.last_checkpoint_step: int | None = None
         self.last_checkpoint_time = 0.0  # time.perf_counter() of the last checkpoint
+        self.resumed_total_steps = self.total_steps  # the run's length when its checkpoint was written
         k = min(cfg.train_eval_size, self.n_train)
         self.train_eval_idx = np.sort(np.random.default_rng([cfg.seed, 3]).permutation(self.n_train)[:k])
         self.last_eval_step = 0
@@ -343,6 +344,7 @@ class Trainer:
         self.last_eval_step = int(state["last_eval_step"])
         self.step = int(state["step"])
         self.train_time = float(state["train_time"])
+        self.resumed_total_steps = int(state.get("total_steps", self.total_steps))
 
     def save_checkpoint(self) -> Path | None:
         if self.run_dir is None:
