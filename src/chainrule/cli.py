@@ -337,7 +337,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from chainrule._interrupt import stop_on_signals
+    from chainrule._interrupt import stop_on_signals, stop_requested
     from chainrule.train.run import train_run
 
     cfg = resolve_config(args)
@@ -346,6 +346,8 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     if args.reschedule and not args.resume:
         raise UsageError("--reschedule is for --resume RUN with more --steps or --epochs")
+    if args.pause_at is not None and args.pause_at < 1:
+        raise UsageError(f"--pause-at must be a step >= 1, got {args.pause_at}")
     with stop_on_signals():  # Ctrl-C / SIGTERM: stop after the current step with its checkpoint
         result = train_run(
             cfg,
@@ -355,11 +357,17 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             command="chainrule " + shlex.join(argv),
             reschedule=args.reschedule,
         )
+        late_signal = stop_requested() and result.status != "interrupted"  # during the final evaluation
     final = result.summary["final"]
-    line = (
-        f"{result.message}; test accuracy {100 * final['test_acc']:.2f}% (loss {final['test_loss']:.4f}); "
-        f"training {result.summary['train_time_s']:.1f} s; run folder {result.run_dir}"
+    # the test split's numbers; without a test split (an image tree with only train/) the validation's
+    key, label = ("test", "test") if "test_acc" in final else ("val", "validation")
+    scores = (
+        f"; {label} accuracy {100 * final[key + '_acc']:.2f}% (loss {final[key + '_loss']:.4f})"
+        if key + "_acc" in final
+        else ""
     )
+    took = f"training {result.summary['train_time_s']:.1f} s"
+    line = f"{result.message}{scores}; {took}; run folder {result.run_dir}"
     if result.status == "diverged":
         print(f"chainrule: error: {result.message}", file=sys.stderr)
         return 1
@@ -371,8 +379,14 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 130
     if result.status == "paused":
         print(f"{line}; continue with: chainrule train --resume {result.run_dir}")
-        return 0
+        return 130 if late_signal else 0
     print(line)
+    if late_signal:
+        print(
+            "chainrule: interrupted during the final evaluation; the run's files are complete",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

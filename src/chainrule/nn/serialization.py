@@ -136,6 +136,11 @@ def load(path: str | os.PathLike[str]) -> Module:
         raise FileNotFoundError(f"model file {path} does not exist")
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, not a model file")
+    if not is_npz(path):  # else NumPy takes the bytes for a pickle and suggests allow_pickle=True
+        raise ValueError(
+            f"{path}: not a readable model file (not an .npz archive); "
+            "is it truncated, damaged, or not written by chainrule.nn.save?"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError (pickled/unknown data), OSError ...
@@ -195,6 +200,13 @@ def load(path: str | os.PathLike[str]) -> Module:
         dst[...] = src  # in place (dtype preserved by the architecture's config)
     model.train(bool(meta.get("training", True)))
     return model
+
+
+def is_npz(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts as NumPy's files do: a zip archive (.npz) or an .npy array."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return head.startswith(b"PK\x03\x04") or head == b"\x93NUMPY"
 
 
 def file_format(path: str | os.PathLike[str]) -> str | None:

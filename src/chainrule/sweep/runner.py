@@ -63,8 +63,6 @@ class SweepResult:
     new_trials: list[str] = field(default_factory=list)
 
 
-
-
 def _cell(v: Any) -> Any:
     if v is None:
         return ""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from chainrule._io import atomic_write
+from chainrule.nn.serialization import is_npz
 
 FORMAT = "chainrule-checkpoint-1"
 
@@ -77,6 +78,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
+        if not is_npz(path):  # else NumPy takes the bytes for a pickle and suggests allow_pickle=True
+            raise CheckpointError(f"checkpoint {path} is damaged or unreadable: not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
             if meta.get("format") != FORMAT:

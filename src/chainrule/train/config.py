@@ -274,6 +274,24 @@ class TrainConfig:
                 near = difflib.get_close_matches(str(v), choices, n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ConfigError(f"{f.name} = {v!r} is not one of {', '.join(choices)}{hint}")
+        for f in dataclasses.fields(self):  # inf/nan pass the range checks below (inf > 0)
+            v = getattr(self, f.name)
+            if field_kind(f.name) == "float" and v is not None and not math.isfinite(v):
+                raise ConfigError(f"{f.name} = {v!r} is invalid: it must be a finite number")
+        _check(self.seed >= 0, "seed", self.seed, ">= 0")
+        uses_batch_norm = self.batch_norm or self.model != "mlp"  # the image models have batch norm
+        _check(
+            not uses_batch_norm or self.batch_size > 1,
+            "batch_size",
+            self.batch_size,
+            "> 1 with batch norm (it cannot normalize a batch of one sample)",
+        )
+        _check(
+            not uses_batch_norm or self.micro_batch != 1,
+            "micro_batch",
+            self.micro_batch,
+            "> 1 with batch norm (it cannot normalize a chunk of one sample)",
+        )
         _check(
             self.name.strip() != "" and "/" not in self.name,
             "name",
@@ -494,7 +512,12 @@ def coerce(name: str, value: Any, source: str = "config") -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ConfigError(
+                f"{source}: {name} = {len(str(abs(value)))}-digit integer is too large"
+            ) from None
     if kind == "str":
         if not isinstance(value, str):
             raise bad
@@ -509,12 +532,14 @@ def coerce(name: str, value: Any, source: str = "config") -> Any:
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
     """Apply `data` (flat, or with one level of tables) on top of `base` (default: the defaults)."""
     flat: dict[str, Any] = {}
+    where: dict[str, str] = {}  # key -> the table it came from, to refuse a key given twice
     for k, v in data.items():
-        if isinstance(v, dict):
-            for k2, v2 in v.items():
-                flat[k2] = v2
-        else:
-            flat[k] = v
+        items = v.items() if isinstance(v, dict) else [(k, v)]
+        table = f"[{k}]" if isinstance(v, dict) else "the top level"
+        for k2, v2 in items:
+            if k2 in flat:
+                raise ConfigError(f"{source}: key {k2!r} is given twice (in {where[k2]} and in {table})")
+            flat[k2], where[k2] = v2, table
     changes = {k: coerce(k, v, source) for k, v in flat.items()}
     cfg = dataclasses.replace(base or TrainConfig(), **changes)
     return cfg

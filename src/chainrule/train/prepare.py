@@ -112,6 +112,13 @@ def load_raw(cfg: TrainConfig) -> RawData:
     root = resolve_data_root(cfg.data_dir, cfg.download)
     # a --data-dir is the only folder searched: no other copy is ever used in its place
     ds: Any = data.load(cfg.dataset, root=root, download=cfg.download, exclusive=bool(cfg.data_dir))
+    where = ds.source or cfg.dataset
+    if ds.y_train.size == 0:
+        raise ConfigError(f"{where}: the training split holds no images")
+    if 0 in ds.x_train.shape[1:]:
+        raise ConfigError(
+            f"{where}: the images have shape {tuple(ds.x_train.shape[1:])}: no pixels to train on"
+        )
     return RawData(
         np.asarray(ds.x_train),
         np.asarray(ds.y_train, np.int64),
@@ -178,6 +185,12 @@ def prepare(raw: RawData, cfg: TrainConfig) -> Prepared:
         from chainrule.data.preprocess import stratified_split
 
         tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
+        for split, idx in (("validation", va), ("training", tr)):
+            if idx.size == 0:  # each class's share is rounded: a small data set can leave none
+                raise ConfigError(
+                    f"val_fraction = {cfg.val_fraction} of the {y.size} training images leaves no "
+                    f"{split} images; use another --val-fraction (0: no validation split)"
+                )
         x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     else:
         x_tr, y_tr, x_va, y_va = x, y, None, None

@@ -213,6 +213,10 @@ def _train_run(
         log(precision.line())
     if budget is not None:
         log(budget.line())
+    if data.y_test.size == 0:
+        log(f"chainrule: {cfg.dataset} has no test split here: training without one (no test metrics)")
+    for warning in _config_warnings(cfg, trainer.total_steps):
+        print(f"chainrule: warning: {warning}", file=stream, flush=True)
     if until_fraction is not None and until_fraction < 1.0:
         until_step = max(1, math.ceil(until_fraction * trainer.total_steps))
     result = trainer.fit(until_step=until_step)
@@ -233,6 +237,23 @@ def _train_run(
         },
     )
     return RunResult(run_dir, result.status, result.message, summary)
+
+
+def _config_warnings(cfg: TrainConfig, total_steps: int) -> list[str]:
+    """Settings that are valid but almost certainly not what was meant."""
+    out = []
+    if cfg.random_flip and cfg.dataset in ("mnist", "fashion-mnist"):
+        out.append(
+            f"--random-flip on {cfg.dataset}: mirrored digits and clothes are other images (a flip is for "
+            "CIFAR-10's photos)"
+        )
+    warmup = cfg.warmup_steps if cfg.warmup_fraction is None else round(cfg.warmup_fraction * total_steps)
+    if cfg.schedule in ("cosine", "triangle") and warmup >= total_steps:
+        out.append(
+            f"warmup_steps = {warmup} is not below the run's {total_steps} steps: "
+            "the lr never leaves the warmup"
+        )
+    return out
 
 
 # schedules whose shape depends on the run's number of steps
@@ -310,8 +331,10 @@ def finalize(
     pred = logits.argmax(axis=1)
     probs = _softmax(logits.astype(np.float64))
     y = data.y_test
-    test_loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
-    final: dict[str, Any] = {"test_loss": test_loss, "test_acc": float(np.mean(pred == y))}
+    final: dict[str, Any] = {}
+    if y.size:  # a data set without a test split (an image tree with only train/) has no test metrics
+        final["test_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
+        final["test_acc"] = float(np.mean(pred == y))
     if data.x_val is not None and data.y_val is not None:
         final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val, final=True)
     idx = trainer.train_eval_idx
@@ -363,24 +386,27 @@ def _plots_and_report(
 
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
     y = data.y_test
-    cm = report.confusion_matrix(y, pred, data.num_classes)
-    pick = report.pick_samples(y, pred, n=24, seed=cfg.seed)
-    wrong_total, wrong_shown = int(np.sum(y != pred)), int(np.sum(y[pick] != pred[pick]))
-    grid_title = (
-        f"test images, true / predicted (confidence): {pick.size - wrong_shown} right and "
-        f"{wrong_shown} of the {wrong_total} mistakes (red)"
-    )
     loss, lr, name = hist.loss[: hist.steps], hist.lr[: hist.steps], cfg.name
-    grid = report.prediction_grid(
-        data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
-    )
     sections = [  # (file, title, PNG bytes), in the report's order
         ("loss.png", "Loss", report.loss_curves(loss, hist.window, hist.evals, f"{name}: loss")),
         ("accuracy.png", "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy")),
         ("lr.png", "Learning rate", report.lr_curve(lr, f"{name}: learning rate")),
-        ("confusion.png", "Confusion matrix (test set)", report.confusion_plot(cm, data.classes)),
-        ("predictions.png", "Sample test predictions (true / predicted)", grid),
     ]
+    if y.size:  # the test set's pictures (none without a test split)
+        cm = report.confusion_matrix(y, pred, data.num_classes)
+        pick = report.pick_samples(y, pred, n=24, seed=cfg.seed)
+        wrong_total, wrong_shown = int(np.sum(y != pred)), int(np.sum(y[pick] != pred[pick]))
+        grid_title = (
+            f"test images, true / predicted (confidence): {pick.size - wrong_shown} right and "
+            f"{wrong_shown} of the {wrong_total} mistakes (red)"
+        )
+        grid = report.prediction_grid(
+            data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
+        )
+        sections += [
+            ("confusion.png", "Confusion matrix (test set)", report.confusion_plot(cm, data.classes)),
+            ("predictions.png", "Sample test predictions (true / predicted)", grid),
+        ]
     if cfg.model != "mlp":  # image models: how fast the accuracy comes
         png = report.time_to_accuracy(hist.evals, f"{name}: time to accuracy")
         sections.append(("time_to_accuracy.png", "Test accuracy against training time", png))
@@ -440,6 +466,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     except ValueError as e:
         raise ConfigError(f"{run_dir / 'preprocess.json'} is damaged: {e}") from None
     model_path = run_dir / "model.npz"
+    spec: dict[str, Any] | None = None  # a torch image model's build_cnn arguments
     if not model_path.exists():
         raise ConfigError(
             f"{model_path} is missing (the run has not finished; `chainrule train --resume {run_dir}`)"
@@ -450,13 +477,48 @@ def load_run(run_dir: str | Path) -> LoadedRun:
                 from chainrule.torch_ref.serialization import load_torch_model
             except ImportError:
                 raise ConfigError(f"{model_path} is a torch model: pip install 'chainrule[torch]'") from None
-            model, _ = load_torch_model(model_path)
+            model, spec = load_torch_model(model_path)
         else:
             model = load(model_path)
     except (ValueError, OSError) as e:
         raise ConfigError(str(e)) from None
+    _check_model_fits(model, spec, model_path, cfg, info)
     model.eval()
     return LoadedRun(run_dir, cfg, info, model)
+
+
+def _check_model_fits(
+    model: Any, spec: dict[str, Any] | None, model_path: Path, cfg: TrainConfig, info: dict[str, Any]
+) -> None:
+    """Refuse a model.npz that is not the model config.toml and preprocess.json describe (another
+    run's file copied in): its numbers would be confidently wrong."""
+    from chainrule.nn import MLP
+
+    classes, shape = len(info["classes"]), [int(s) for s in info["image_shape"]]
+    if isinstance(model, MLP):
+        has = model.config()
+        want = {
+            "in_features": int(np.prod(shape)),
+            "hidden_sizes": list(cfg.hidden_sizes),
+            "out_features": classes,
+            "activation": cfg.activation,
+            "batch_norm": cfg.batch_norm,
+        }
+        got = {k: has[k] for k in want}
+    elif spec is not None:  # a torch image model: its network's name and shapes
+        want = {"name": cfg.model, "in_shape": shape, "num_classes": classes}
+        got = {
+            "name": spec.get("name"),
+            "in_shape": list(spec.get("in_shape", [])),
+            "num_classes": spec.get("num_classes"),
+        }
+    else:  # a plain chainrule.nn model (not an MLP): nothing in the config to check it against
+        return
+    diff = [f"{k} {got[k]!r} (config: {want[k]!r})" for k in want if got[k] != want[k]]
+    if diff:
+        raise ConfigError(
+            f"{model_path} is not the model of {model_path.parent / 'config.toml'}: it has " + ", ".join(diff)
+        )
 
 
 def _logits(
@@ -512,8 +574,10 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str 
     x_test = raw.x_test[:, None] if raw.x_test.ndim == 3 else raw.x_test
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     x = transform(x_test, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]), tta=run.cfg.tta)
     y = raw.y_test
+    if y.size == 0:
+        raise ConfigError(f"{cfg.dataset}: the data set has no test split here: nothing to evaluate")
+    logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]), tta=run.cfg.tta)
     probs = _softmax(logits.astype(np.float64))
     loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
     pred = logits.argmax(axis=1)
@@ -537,6 +601,8 @@ def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = Fal
     """A PNG/JPEG file as uint8 (C, H, W) of the model's input shape (converted to grayscale or RGB
     and resized if needed). `invert` turns dark-on-light digits into MNIST's light-on-dark."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"image {path} is a folder: name the image files (e.g. {path}/*.png)")
     if not path.is_file():
         raise ConfigError(f"image {path} does not exist")
     try:
@@ -550,7 +616,7 @@ def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = Fal
             if im.size != (w, h):
                 im = im.resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(im, np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise ConfigError(f"image {path} cannot be read: {e}") from None
     arr = arr[None] if c == 1 else np.transpose(arr, (2, 0, 1))
     if invert:

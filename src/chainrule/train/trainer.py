@@ -41,6 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .engine import Engine, TrainingDiverged, make_engine
 from .history import EarlyStopping, History
+from .limits import check_memory
 from .prepare import Prepared
 from .progress import Progress
 
@@ -235,6 +236,7 @@ class Trainer:
         self.total_steps = (
             cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * self.steps_per_epoch)
         )
+        check_memory(cfg, self.total_steps, int(np.prod(data.sample_shape)), data.num_classes)
         sample = None
         if cfg.model != "mlp":  # 5,000 training images for data-dependent initialization
             pick = np.random.default_rng([cfg.seed, 5]).permutation(self.n_train)[:5000]
@@ -307,7 +309,7 @@ class Trainer:
             rec["train_loss"], rec["train_acc"] = self.evaluate(d.x_train[idx], d.y_train[idx])
         if d.x_val is not None and d.y_val is not None:
             rec["val_loss"], rec["val_acc"] = self.evaluate(d.x_val, d.y_val)
-        if self.cfg.eval_test:  # off: the test set is evaluated once, by run.finalize
+        if self.cfg.eval_test and d.y_test.size:  # off: the test set is evaluated once, by run.finalize
             rec["test_loss"], rec["test_acc"] = self.evaluate(d.x_test, d.y_test)
         penalty = self.engine.penalty_loss()
         if penalty is not None:
