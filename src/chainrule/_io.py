@@ -51,9 +51,12 @@ def atomic_open(
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            # a write into the open file (a full disk) names no file: name the one being written
+            raise type(e)(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -107,6 +110,7 @@ class FolderLock:
     """
 
     def __init__(self, folder: str | os.PathLike[str], what: str = "chainrule") -> None:
+        self.folder = Path(folder)
         self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

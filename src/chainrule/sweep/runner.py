@@ -329,6 +329,8 @@ def _record(
 ) -> int:
     tid = task["trial_id"]
     status = res.get("status")
+    if res.get("note"):
+        progress.message(f"chainrule: trial {tid}: {res['note']}")
     result = {k: v for k, v in (res.get("result") or {}).items() if v is not None}
     wall = float(res.get("wall_s") or 0.0)
     if status == "paused" and rungs is not None and task.get("rung") is not None:

@@ -126,6 +126,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     try:
         if task.get("threads"):
             set_threads(int(task["threads"]))
+        from chainrule.train.checkpoint import CheckpointError
         from chainrule.train.config import TrainConfig, from_dict
         from chainrule.train.run import train_run
         from chainrule.train.trainer import RunStatus
@@ -143,15 +144,21 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         elif run_dir.exists():  # started but not as far as a first checkpoint: start afresh
             shutil.rmtree(run_dir)
         raw = _load_raw(cfg)
-        res = train_run(
-            cfg,
-            resume=resume,
-            quiet=True,
-            raw=raw,
-            data=_prepared(cfg, raw),
-            plots=bool(task.get("plots")),
-            until_fraction=task.get("until_fraction"),
-        )
+        options = {
+            "quiet": True,
+            "raw": raw,
+            "data": _prepared(cfg, raw),
+            "plots": bool(task.get("plots")),
+            "until_fraction": task.get("until_fraction"),
+        }
+        try:
+            res = train_run(cfg, resume=resume, **options)
+        except CheckpointError as e:  # a damaged checkpoint would fail every retry: start again
+            if resume is None:
+                raise
+            shutil.rmtree(run_dir)
+            out.update(resumed=False, note=f"its checkpoint was unreadable ({e}); restarted from step 0")
+            res = train_run(cfg, resume=None, **options)
         return _finish(out, res.summary, t0)
     except Exception as e:
         out.update(status="failed", error=one_line(e, with_type=True), wall_s=time.perf_counter() - t0)

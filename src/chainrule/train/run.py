@@ -15,6 +15,7 @@ Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomica
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -112,9 +113,25 @@ def train_run(cfg: TrainConfig, resume: str | Path | None = None, **options: Any
     held: list[FolderLock] = []
     try:
         return _train_run(cfg, resume, held, **options)
+    except OSError as e:
+        if e.errno not in DISK_FULL or not held:
+            raise
+        run_dir = held[0].folder
+        raise DiskFullError(
+            f"{e.strerror}: writing {e.filename or 'a file'} failed; nothing half-written is left, and "
+            f"{run_dir} keeps its last checkpoint: free some space, then continue with: "
+            f"chainrule train --resume {run_dir}"
+        ) from None
     finally:
         for lock in held:
             lock.release()
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, file size limit
+
+
+class DiskFullError(OSError):
+    """A run's file could not be written for lack of space: one line with the resume command."""
 
 
 def _train_run(
@@ -195,7 +212,13 @@ def _train_run(
         raise
     progress.total = trainer.total_steps
     schedule_note = ""
-    if resume is not None:
+    if (
+        resume is not None
+        and not (run_dir / CHECKPOINT).is_file()
+        and not (run_dir / "summary.json").exists()
+    ):
+        schedule_note = "; no checkpoint had been written: it starts over"  # e.g. the disk was full
+    elif resume is not None:
         trainer.resume()
         schedule_note = _resume_schedule(trainer, run_dir, reschedule)
     # written once the run is known to start (or continue): a refused resume leaves config.toml as it was
