@@ -54,3 +54,16 @@ def test_evaluate_on_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
     assert rc == 2 and out == ""
     lines = err.strip().splitlines()
     assert lines == [f"chainrule: error: {tmp_path} is not a chainrule run folder (it has no config.toml)"]
+
+
+def test_version_and_the_help_texts_say_what_is_true(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("chainrule ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "NumPy MLPs" not in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "agreement to about 1e-15" in text and "to 1e-6" not in text

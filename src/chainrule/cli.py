@@ -98,12 +98,23 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             g.add_argument(flag, metavar="TEXT", **kw)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainrule")
+    except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chainrule",
-        description="Train, evaluate and use NumPy MLPs on MNIST, Fashion-MNIST and CIFAR-10.",
+        description="Train, evaluate and use MLPs and CNNs (NumPy or PyTorch engine) on MNIST, "
+        "Fashion-MNIST and CIFAR-10.",
         epilog="`chainrule train` with no flags trains the tuned MNIST default (>= 98% test accuracy).",
     )
+    parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
     sub = parser.add_subparsers(
         dest="command",
         metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade,runs}",
@@ -181,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the NumPy and the torch MLP from the same config and seed, feed both the same "
         "batches, and record per step each engine's loss and the largest relative difference of loss and "
         "parameters: compare.csv, compare.png and summary.json in <out-dir>/<time>-compare-<name>/. "
-        "Takes the train flags; --steps defaults to 100. Use --dtype float64 to see agreement to 1e-6; "
-        "float32 shows the rounding drift. Dropout is refused (the engines draw different masks).",
+        "Takes the train flags; --steps defaults to 100. Use --dtype float64 to see agreement to "
+        "about 1e-15; float32 shows the rounding drift. Dropout is refused (the engines draw different "
+        "masks).",
     )
     c.add_argument("--recipe", metavar="NAME", help="start from a shipped recipe")
     c.add_argument("--config", metavar="FILE", help="TOML config file; flags override it")
