@@ -66,6 +66,14 @@ def _random_checkpoint(runs, tmp):
     return ["train", "--resume", run]
 
 
+def _npy_checkpoint(runs, tmp):
+    run = tmp / "paused"
+    assert main(["train", *TINY, "--steps", "6", "--pause-at", "2", "--run-dir", str(run)]) == 0
+    with open(run / "checkpoint.npz", "wb") as f:  # a single array where the archive should be
+        np.save(f, np.zeros(3))
+    return ["train", "--resume", run]
+
+
 def _png(path: Path, w: int, h: int) -> None:
     from PIL import Image
 
@@ -118,8 +126,9 @@ BAD = {
     "model of another run (predict)": (_other_model_predict, "hidden_sizes [16] (config: [8])"),
     "random bytes as model.npz": (_random_model, "not an .npz archive"),
     "random bytes as checkpoint.npz": (_random_checkpoint, "not an .npz archive"),  # exit 1: a damaged file
+    "an .npy array as checkpoint.npz": (_npy_checkpoint, "a .npy array, not an .npz"),
 }
-EXIT_1 = {"random bytes as checkpoint.npz"}
+EXIT_1 = {"random bytes as checkpoint.npz", "an .npy array as checkpoint.npz"}
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))

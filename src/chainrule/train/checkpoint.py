@@ -80,7 +80,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         if not is_npz(path):  # else NumPy takes the bytes for a pickle and suggests allow_pickle=True
             raise CheckpointError(f"checkpoint {path} is damaged or unreadable: not an .npz archive")
-        with np.load(path, allow_pickle=False) as z:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array has no `with`
+            raise CheckpointError(
+                f"checkpoint {path} is not a chainrule checkpoint: a .npy array, not an .npz"
+            )
+        with archive as z:
             meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
             if meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path} is not a chainrule checkpoint (format {meta.get('format')!r})")
