@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from chainrule._io import atomic_open, atomic_write_bytes, atomic_write_text
+from chainrule._io import atomic_open, atomic_write_bytes, atomic_write_text, did_you_mean
 
 
 def test_write_replaces_and_leaves_no_temp_file(tmp_path):
@@ -41,3 +41,12 @@ def test_an_error_mid_write_keeps_the_old_file(tmp_path):
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "nope" / "x.bin", b"1")
+
+
+def test_did_you_mean_is_the_one_close_match_hint():
+    assert did_you_mean("lrr", ["lr", "momentum"]) == " (did you mean 'lr'?)"
+    assert did_you_mean("--lrr", ["--lr", "--l1"], quote=False) == " (did you mean --lr?)"
+    assert did_you_mean("fastnet-x", ["fastnet-s", "fastnet-m", "vgg"], n=2) == (
+        " (did you mean 'fastnet-s' or 'fastnet-m'?)"
+    )
+    assert did_you_mean("zzzz", ["lr", "momentum"]) == ""

@@ -6,16 +6,18 @@ permissions a plain `open` would have given it, and is then moved into place wit
 a reader, or a run killed half-way, sees either the old file or the complete new one, never a
 half-written file. On any error the temporary file is removed.
 
+`did_you_mean` is the one close-match hint of every "unknown key / name / option" message.
 `FolderLock` keeps a second chainrule process out of a run or sweep folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,6 +92,15 @@ def one_line(e: BaseException, with_type: bool = False) -> str:
     if not text:
         return type(e).__name__
     return f"{type(e).__name__}: {text}" if with_type else text
+
+
+def did_you_mean(word: str, options: Iterable[str], n: int = 1, quote: bool = True) -> str:
+    """` (did you mean 'x'?)` for the closest of `options` to a mistyped `word`, else "". `n` > 1
+    offers up to n ("'a' or 'b'"); `quote=False` leaves them bare (command-line flags: `--lr`)."""
+    near = difflib.get_close_matches(word, list(options), n=n)
+    if not near:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) if quote else c for c in near)}?)"
 
 
 LOCK_NAME = ".lock"  # the lock file of older sweep folders (now the folder itself is locked)

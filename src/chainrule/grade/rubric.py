@@ -19,12 +19,13 @@ Every error is one line naming the file and the key, with a close match for a ty
 
 from __future__ import annotations
 
-import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chainrule._io import did_you_mean
 
 from .sandbox import Limits
 from .spec import Interface, get_interface
@@ -58,11 +59,6 @@ class Rubric:
         return out
 
 
-def _near(name: str, options: list[str]) -> str:
-    near = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
 def _visibility(value: Any, where: str) -> str:
     if value not in VISIBILITIES:
         raise RubricError(f"{where}: expected one of {', '.join(VISIBILITIES)}, got {value!r}")
@@ -81,7 +77,7 @@ def parse_rubric(data: dict[str, Any], interface: str, source: str = "rubric") -
     iface = get_interface(interface)
     for key in data:
         if key not in TOP_KEYS:
-            raise RubricError(f"{source}: unknown key {key!r}{_near(key, list(TOP_KEYS))}")
+            raise RubricError(f"{source}: unknown key {key!r}{did_you_mean(key, list(TOP_KEYS))}")
     if "interface" in data and data["interface"] != interface:
         raise RubricError(
             f"{source}: interface: the rubric is for {data['interface']!r}, grading {interface!r}"
@@ -102,12 +98,12 @@ def parse_rubric(data: dict[str, Any], interface: str, source: str = "rubric") -
     for name, entry in tests.items():
         where = f'{source}: [tests."{name}"]'
         if name not in names:
-            raise RubricError(f"{where}: no such test in interface {interface}{_near(name, names)}")
+            raise RubricError(f"{where}: no such test in interface {interface}{did_you_mean(name, names)}")
         if not isinstance(entry, dict):
             raise RubricError(f"{where}: expected a table with points, visibility or enabled")
         for key, value in entry.items():
             if key not in TEST_KEYS:
-                raise RubricError(f"{where}: unknown key {key!r}{_near(key, list(TEST_KEYS))}")
+                raise RubricError(f"{where}: unknown key {key!r}{did_you_mean(key, list(TEST_KEYS))}")
             if key == "points":
                 _positive(value, f"{where} points")
             elif key == "visibility":

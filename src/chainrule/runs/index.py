@@ -8,7 +8,6 @@ imports an engine, and a run from an older chainrule or a damaged file is still 
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import operator
@@ -20,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chainrule._io import did_you_mean
 from chainrule.train.config import BOOKKEEPING, ConfigError
 
 # the columns every row has, in table order (the differing config keys go after `model`)
@@ -237,9 +237,7 @@ _OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
 def _check_key(key: str, rows: Sequence[dict[str, Any]], what: str) -> None:
     known = {k for r in rows for k in r}
     if rows and key not in known:
-        near = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise RunsError(f"{what}: unknown key {key!r}{hint}")
+        raise RunsError(f"{what}: unknown key {key!r}{did_you_mean(key, sorted(known))}")
 
 
 def parse_filter(text: str) -> tuple[str, str, str]:

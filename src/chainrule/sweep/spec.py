@@ -41,7 +41,6 @@ Every error is one line naming the file, the table and the key, raised before an
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -55,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule._io import did_you_mean
 from chainrule.train.config import (
     BOOKKEEPING,
     FIELDS,
@@ -155,18 +155,13 @@ def trial_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _near(name: str, options: list[str] | tuple[str, ...]) -> str:
-    near = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
 def _check_key(key: str, where: str) -> None:
     """A key of [base], [grid], [random] or [scale_by] must be a training key the sweep lets the
     spec set."""
     if key in SWEEP_OWNED:
         raise SpecError(f"{where}: {key} cannot be set here: {SWEEP_OWNED[key]}")
     if key not in FIELDS:
-        raise SpecError(f"{where}: unknown key {key!r}{_near(key, list(FIELDS))}")
+        raise SpecError(f"{where}: unknown key {key!r}{did_you_mean(key, list(FIELDS))}")
 
 
 def _value(key: str, value: Any, where: str) -> Any:
@@ -223,7 +218,7 @@ def _parse_distribution(key: str, dist: Any, where: str) -> dict[str, Any]:
         )
     ((kind, args),) = dist.items()
     if kind not in DISTRIBUTIONS:
-        raise SpecError(f"{where}: {key}: unknown distribution {kind!r}{_near(kind, DISTRIBUTIONS)}")
+        raise SpecError(f"{where}: {key}: unknown distribution {kind!r}{did_you_mean(kind, DISTRIBUTIONS)}")
     fkind = field_kind(key)
     if kind == "choice":
         if not isinstance(args, list) or not args:
@@ -288,7 +283,7 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         raise SpecError(f"{source}: invalid TOML: {e}") from None
     for k in data:
         if k not in TOP_KEYS:
-            hint = _near(k, TOP_KEYS)
+            hint = did_you_mean(k, TOP_KEYS)
             if not hint and k in FIELDS:
                 hint = f" (training keys go in [base], e.g. [base] {k} = ...)"
             raise SpecError(f"{source}: unknown key {k!r}{hint}")
@@ -401,12 +396,14 @@ def _parse_halving(data: dict[str, Any], source: str) -> Halving | None:
     table = _table(data, "halving", source)
     for k in table:
         if k not in HALVING_KEYS:
-            raise SpecError(f"{where}: unknown key {k!r}{_near(k, HALVING_KEYS)} ({', '.join(HALVING_KEYS)})")
+            hint = did_you_mean(k, HALVING_KEYS)
+            raise SpecError(f"{where}: unknown key {k!r}{hint} ({', '.join(HALVING_KEYS)})")
     metric = table.get("metric", "val_acc")
     if metric not in HALVING_METRICS:
         raise SpecError(
             f"{where}: metric = {metric!r} should be one of {', '.join(HALVING_METRICS)}"
-            f"{_near(str(metric), HALVING_METRICS)} (never a test metric: it would select on the test set)"
+            f"{did_you_mean(str(metric), HALVING_METRICS)} "
+            "(never a test metric: it would select on the test set)"
         )
     eta = table.get("reduction_factor", 3)
     if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
@@ -533,5 +530,6 @@ def spec_names() -> list[str]:
 def spec_text(name: str) -> str:
     names = spec_names()
     if name not in names:
-        raise SpecError(f"unknown sweep spec {name!r}{_near(name, names)}; `chainrule sweeps` lists them")
+        hint = did_you_mean(name, names)
+        raise SpecError(f"unknown sweep spec {name!r}{hint}; `chainrule sweeps` lists them")
     return (_spec_dir() / f"{name}.toml").read_text(encoding="utf-8")

@@ -17,7 +17,6 @@ CPU). Only modules that use torch import this file.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from chainrule._io import did_you_mean
 
 __all__ = [
     "CNN_NAMES",
@@ -390,8 +391,7 @@ def build_cnn(name: str, in_shape: tuple[int, int, int], num_classes: int, seed:
             or options the network does not have.
     """
     if name not in _NETS:
-        close = difflib.get_close_matches(name, CNN_NAMES, n=2)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        hint = did_you_mean(name, CNN_NAMES, n=2)
         raise ValueError(f"unknown CNN {name!r}{hint}; choose from {', '.join(CNN_NAMES)}")
     if len(in_shape) != 3 or any(int(s) < 1 for s in in_shape):
         raise ValueError(f"{name}: in_shape must be (C, H, W) with positive sides, got {tuple(in_shape)}")

@@ -11,7 +11,6 @@ only for readability and are flattened on load.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import tomllib
 from collections.abc import Collection
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from chainrule._io import did_you_mean
 
 from .registry import ENGINES
 
@@ -271,8 +272,7 @@ class TrainConfig:
             choices = f.metadata.get("choices")
             v = getattr(self, f.name)
             if choices and v not in choices:
-                near = difflib.get_close_matches(str(v), choices, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                hint = did_you_mean(str(v), choices)
                 raise ConfigError(f"{f.name} = {v!r} is not one of {', '.join(choices)}{hint}")
         for f in dataclasses.fields(self):  # inf/nan pass the range checks below (inf > 0)
             v = getattr(self, f.name)
@@ -490,9 +490,7 @@ def optional(name: str) -> bool:
 def coerce(name: str, value: Any, source: str = "config") -> Any:
     """Check one value against its field's type, converting ints to floats where a float is meant."""
     if name not in FIELDS:
-        near = difflib.get_close_matches(name, list(FIELDS), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"{source}: unknown key {name!r}{hint}")
+        raise ConfigError(f"{source}: unknown key {name!r}{did_you_mean(name, FIELDS)}")
     kind = field_kind(name)
     if value is None or (isinstance(value, str) and value.lower() == "none" and kind != "str"):
         if optional(name):
@@ -666,8 +664,7 @@ def recipe_names() -> list[str]:
 def recipe_text(name: str) -> str:
     names = recipe_names()
     if name not in names:
-        near = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = did_you_mean(name, names)
         raise ConfigError(f"unknown recipe {name!r}{hint}; `chainrule recipes` lists them")
     return (_recipe_dir() / f"{name}.toml").read_text(encoding="utf-8")
 
