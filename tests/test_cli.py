@@ -265,9 +265,9 @@ def test_run_name_says_what_was_trained(argv, name, capsys):
     assert rc == 0 and tomllib.loads(out)["name"] == name
 
 
-def test_help_lists_every_config_field(capsys):
+def test_help_all_lists_every_config_field(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["train", "--help"])
+        main(["train", "--help-all"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     for name in TrainConfig.__dataclass_fields__:

@@ -18,10 +18,10 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NoReturn
 
-from chainrule._io import one_line
+from chainrule._io import did_you_mean, one_line
 from chainrule.train.config import (
     FIELDS,
     GROUP_TITLES,
@@ -38,6 +38,33 @@ from chainrule.train.config import (
 )
 
 RESUME_OVERRIDES = {"epochs", "steps", "data_dir"}
+# `chainrule train --help` lists these; `--help-all` every key, grouped
+COMMON_FLAGS = (
+    "dataset data_dir hidden_sizes activation dropout optimizer lr momentum schedule batch_size epochs "
+    "steps backend model seed out_dir"
+).split()
+# what `compare` uses (it builds two MLPs on the CPU and runs --steps steps): its --help lists only
+# these; the other train keys are still accepted (a config file may hold them) and change nothing
+COMPARE_FLAGS = [
+    n
+    for n, f in FIELDS.items()
+    if f.metadata["group"] in ("data", "model", "optim", "schedule")
+    and n != "dropout"
+    and not n.startswith("muon_")
+] + ["batch_norm_impl", "threads", "batch_size", "steps", "seed", "name", "out_dir"]
+# what the recipe and sweep names seed000-... mean (`chainrule recipes`, `chainrule sweeps`)
+SEED_NAMES = (
+    "seed000 ... seed004 name the five student reports of a first deep-learning assignment that "
+    "chainrule reproduces (docs/results.md compares with them; the texts are in ../shared/seeds/), "
+    "not the random --seed."
+)
+
+
+TRAIN_EXAMPLES = """examples:
+  chainrule train                               # the tuned MNIST default (>= 98% test accuracy)
+  chainrule train --recipe mnist-best --epochs 5   # a recipe (`chainrule recipes`), one key changed
+  chainrule train --lr 0.05 --print-config > my.toml   # the config as TOML, for --config my.toml
+"""
 
 
 class UsageError(Exception):
@@ -47,6 +74,28 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            raise UsageError(_unknown_arguments(self, ns, extra))
+        return ns
+
+
+def _unknown_arguments(parser: argparse.ArgumentParser, ns: argparse.Namespace, extra: list[str]) -> str:
+    """`unknown option --lrr (did you mean --lr?)`: the first unknown option, matched against the
+    options of the subcommand it was given to."""
+    sub = parser
+    for action in parser._actions:  # the subcommand's own parser, whose options the user meant
+        if isinstance(action, argparse._SubParsersAction) and getattr(ns, "command", None) in action.choices:
+            sub = action.choices[ns.command]
+    options = [o for action in sub._actions for o in action.option_strings]
+    for word in extra:
+        if word.startswith("--") or (word.startswith("-") and not word[1:2].isdigit()):
+            flag = word.split("=", 1)[0]
+            hint = did_you_mean(flag, options, quote=False) or f" (see `{sub.prog} --help-all`)"
+            return f"unknown option {flag}{hint}"
+    return f"unrecognized arguments: {' '.join(extra)} (see `{sub.prog} --help`)"
 
 
 def _number(kind: str, name: str, opt: bool) -> Any:
@@ -71,7 +120,9 @@ def _int_item(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"invalid hidden size {text!r} (expected integers)") from None
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, listed: Collection[str] | None = None) -> None:
+    """Every TrainConfig key as a flag, in the groups of GROUP_TITLES; the help lists only the keys in
+    `listed` (default: all), the others are accepted all the same."""
     groups: dict[str, Any] = {}
     for name, f in FIELDS.items():
         group_key = f.metadata["group"]
@@ -83,6 +134,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         default = f.default_factory() if kind == "list" else f.default  # type: ignore[misc]
         shown = "" if default in (None, "") else f" [default: {default}]"
         help_ = f"{f.metadata['help']}{shown}".replace("%", "%%")
+        if listed is not None and name not in listed:
+            help_ = argparse.SUPPRESS
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_}
         if kind == "bool":
             g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
@@ -107,7 +160,9 @@ def _version() -> str:
         return "(not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
+    """The parser of every subcommand; `help_all`: `train --help` lists every option, grouped
+    (`chainrule train --help-all`), instead of the common ones."""
     parser = _Parser(
         prog="chainrule",
         description="Train, evaluate and use MLPs and CNNs (NumPy or PyTorch engine) on MNIST, "
@@ -122,11 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.required = True
 
+    n_options = len(FIELDS) + 8  # the keys, and --recipe ... --quiet, --help-all
     t = sub.add_parser(
         "train",
         help="train a model and write a run folder",
-        description="Train a model and write a run folder (config, metrics, model, plots, report.html). "
+        usage="%(prog)s [options]",
+        description="Train a model and write a run folder (config, metrics, model, plots, report.html).\n"
         "Values come from the defaults, then --recipe, then --config, then the flags.",
+        epilog=TRAIN_EXAMPLES
+        + (
+            ""
+            if help_all
+            else f"\nThese are the common options; `chainrule train --help-all` lists all {n_options}, "
+            "grouped."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument(
+        "--help-all", action="help", help="every option, grouped (data, model, optimizer, ...)"
     )
     t.add_argument(
         "--recipe", metavar="NAME", help="start from a shipped recipe (`chainrule recipes` lists them)"
@@ -147,16 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--reschedule",
         action="store_true",
         help="with --resume and more --steps/--epochs: rebuild a cosine or triangle schedule for the new "
-        "length (default: keep the old one, whose lr stays at its final value)",
+        "length (default: keep the old one, whose lr stays at its final value)"
+        if help_all
+        else argparse.SUPPRESS,
     )
     t.add_argument(
         "--pause-at",
         type=int,
         metavar="STEP",
-        help="stop at this step with a checkpoint, to continue later with --resume",
+        help="stop at this step with a checkpoint, to continue later with --resume"
+        if help_all
+        else argparse.SUPPRESS,
     )
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only the final line")
-    _add_config_flags(t)
+    _add_config_flags(t, None if help_all else COMMON_FLAGS)
 
     e = sub.add_parser(
         "evaluate",
@@ -194,17 +266,19 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters: compare.csv, compare.png and summary.json in <out-dir>/<time>-compare-<name>/. "
         "Takes the train flags; --steps defaults to 100. Use --dtype float64 to see agreement to "
         "about 1e-15; float32 shows the rounding drift. Dropout is refused (the engines draw different "
-        "masks).",
+        "masks). Listed here are the keys compare uses; the other train flags are accepted and change "
+        "nothing.",
+        usage="%(prog)s [options]",
     )
     c.add_argument("--recipe", metavar="NAME", help="start from a shipped recipe")
     c.add_argument("--config", metavar="FILE", help="TOML config file; flags override it")
     c.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
-    _add_config_flags(c)
+    _add_config_flags(c, COMPARE_FLAGS)
 
     r = sub.add_parser(
         "recipes",
         help="list the shipped recipes, or print one",
-        description="List the shipped recipes, or print the TOML of one.",
+        description="List the shipped recipes, or print the TOML of one. " + SEED_NAMES,
     )
     r.add_argument("name", nargs="?", help="recipe to print")
     _add_sweep_parsers(sub)
@@ -451,6 +525,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for name in recipe_names():
         desc = load_recipe(name).description
         print(f"{name:20s} {desc}")
+    print(f"\n{SEED_NAMES}\n`chainrule recipes NAME` prints one, `chainrule train --recipe NAME` trains it.")
     return 0
 
 
@@ -468,6 +543,7 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         for name in sweep.spec_names():  # listed without checks: a spec may need what is not here yet
             print(f"{name:22s} {tomllib.loads(sweep.spec_text(name)).get('description', '')}")
+        print(f"\n{SEED_NAMES}\n`chainrule sweeps NAME` prints one; `chainrule sweep NAME` runs it.")
         return 0
     if args.command == "sweep-report":
         path = sweep.write_sweep_report(args.dir, curves_key=args.curves_key)
@@ -487,9 +563,9 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
         spec, out = None, args.resume
     else:
         path = Path(args.spec)
-        if path.is_file() or path.suffix == ".toml" or args.spec not in sweep.spec_names():
+        if path.is_file() or path.suffix == ".toml" or len(path.parts) > 1:
             spec = sweep.load_spec(path)
-        else:
+        else:  # the name of a shipped spec (an unknown one: "did you mean ...", from spec_text)
             spec = sweep.parse_spec(sweep.spec_text(args.spec), source=f"shipped spec {args.spec}")
         out = args.out
     result = sweep.run_sweep(
@@ -579,8 +655,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(help_all="--help-all" in argv)
     try:
+        commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if argv and not argv[0].startswith("-") and argv[0] not in commands:  # `chainrule trian`
+            hint = did_you_mean(argv[0], commands)
+            raise UsageError(f"unknown command {argv[0]!r}{hint}; `chainrule --help` lists them")
         if argv[:2] == ["runs", "compare"]:  # a subcommand of `runs`, whose other positionals are folders
             return cmd_runs_compare(build_runs_compare_parser().parse_args(argv[2:]))
         args = parser.parse_args(argv)

@@ -132,59 +132,61 @@ class TrainConfig:
     backend: str = _f(
         "numpy", "engine under the trainer: numpy (chainrule.nn) or torch (PyTorch)", "engine", BACKENDS
     )
-    model: str = _f("mlp", "network (mlp: --hidden-sizes, --activation, ...)", "engine", MODELS)
-    device: str = _f("cpu", "torch device (auto: cuda when available)", "engine", DEVICES)
+    threads: int | None = _f(
+        None, "CPU threads for BLAS / torch (default: the library's own choice)", "engine"
+    )
+
+    # ---- torch engine only: the image models and their tricks ----------------------------------
+    model: str = _f("mlp", "network (mlp: --hidden-sizes, --activation, ...)", "torch", MODELS)
+    device: str = _f("cpu", "torch device (auto: cuda when available)", "torch", DEVICES)
     precision: str = _f(
         "auto",
         "torch: fp32, or bf16 autocast for matrix products; auto times a few steps of both and takes "
         "bf16 only when it is at least 10% faster here (the run's config.toml records the choice)",
-        "engine",
+        "torch",
         PRECISIONS,
-    )
-    threads: int | None = _f(
-        None, "CPU threads for BLAS / torch (default: the library's own choice)", "engine"
     )
     batch_norm_impl: str = _f(
         "torch",
         "torch: which BatchNorm the MLP uses: torch (nn.BatchNorm1d), autograd (chainrule.torch_ref."
         "BatchNormAutograd) or manual (BatchNormManual, hand-written backward)",
-        "engine",
+        "torch",
         BATCH_NORM_IMPLS,
     )
     widths: list[int] = _f(
         [],
         "conv group widths of --model fastnet (e.g. --widths 64 256 256; empty: the network's default)",
-        "engine",
+        "torch",
     )
-    label_smoothing: float = _f(0.0, "torch: label smoothing of the cross-entropy (0 = none)", "engine")
+    label_smoothing: float = _f(0.0, "torch: label smoothing of the cross-entropy (0 = none)", "torch")
     tta: int = _f(
         0,
         "torch image models: test-time augmentation of the final evaluation (0 none, 1 flip, 2 flip and "
         "1-pixel shifts; evaluations during training use none, to keep them cheap)",
-        "engine",
+        "torch",
     )
     bias_lr_scale: float = _f(
         1.0,
         "torch image models: lr factor of the BatchNorm shifts (their weight decay is divided by it)",
-        "engine",
+        "torch",
     )
     lookahead: bool = _f(
         False,
         "torch: lookahead with an EMA of the weights every --lookahead-every steps (fast CNN recipe)",
-        "engine",
+        "torch",
     )
     micro_batch: int = _f(
         0,
         "torch: forward and backward each batch in chunks of this many samples and step once "
         "(gradient accumulation: a large batch at the speed of a small one; BatchNorm normalizes "
         "each chunk); 0 = the whole batch",
-        "engine",
+        "torch",
     )
     lookahead_every: int = _f(
         5,
         "torch: optimizer steps between lookahead updates (each update decays by 0.95^5 x progress^3; "
         "at batch B, 5 x 1024 / B keeps airbench's averaging horizon in images)",
-        "engine",
+        "torch",
     )
 
     # ---- optimizer -----------------------------------------------------------------------------
@@ -246,23 +248,25 @@ class TrainConfig:
         "(overrides --epochs and --steps; config.toml records the steps)",
         "train",
     )
-    eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "train")
+
+    # ---- evaluation, early stopping and metrics -----------------------------------------------
+    eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "eval")
     eval_each_epoch: bool = _f(
         True,
         "also evaluate (and checkpoint) at the end of every epoch "
         "(--no-eval-each-epoch: only every --eval-every steps and at the end)",
-        "train",
+        "eval",
     )
-    early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "train")
-    monitor: str = _f("val_loss", "metric for early stopping, plateau and best weights", "train", MONITORS)
-    patience: int = _f(3, "evaluations with relative improvement below --min-delta before stopping", "train")
-    min_delta: float = _f(0.001, "relative improvement that counts (0.001 = 0.1%)", "train")
-    restore_best: bool = _f(True, "with early stopping, restore the best weights at the end", "train")
-    loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "train")
-    train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "train")
-    eval_batch_size: int = _f(10000, "batch size for evaluation", "train")
+    early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "eval")
+    monitor: str = _f("val_loss", "metric for early stopping, plateau and best weights", "eval", MONITORS)
+    patience: int = _f(3, "evaluations with relative improvement below --min-delta before stopping", "eval")
+    min_delta: float = _f(0.001, "relative improvement that counts (0.001 = 0.1%)", "eval")
+    restore_best: bool = _f(True, "with early stopping, restore the best weights at the end", "eval")
+    loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "eval")
+    train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "eval")
+    eval_batch_size: int = _f(10000, "batch size for evaluation", "eval")
     eval_test: bool = _f(
-        True, "evaluate the test set at every evaluation (--no-eval-test: only once, at the end)", "train"
+        True, "evaluate the test set at every evaluation (--no-eval-test: only once, at the end)", "eval"
     )
 
     # ------------------------------------------------------------------------------------------
@@ -615,14 +619,16 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
-GROUP_TITLES = {
-    "run": "run",
-    "data": "data",
-    "model": "model",
+GROUP_TITLES = {  # the sections of `chainrule train --help-all` and of --print-config
+    "run": "run: name, seed and output folder",
+    "data": "data and augmentation",
+    "model": "model (MLP)",
     "engine": "engine",
+    "torch": "torch engine and CNNs (--backend torch)",
     "optim": "optimizer and penalties",
     "schedule": "learning-rate schedule",
-    "train": "training loop",
+    "train": "training length",
+    "eval": "evaluation, early stopping and metrics",
 }
 
 

@@ -225,8 +225,9 @@ def _train_run(
     atomic_write_text(run_dir / "config.toml", dumps(cfg))
     atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
     log = progress.message
+    named = "" if cfg.name == cfg.dataset else f"{cfg.name}: "  # not "mnist: mnist 54001 train"
     log(
-        f"chainrule: {cfg.name}: {cfg.dataset} {data.x_train.shape[0]} train / "
+        f"chainrule: {named}{cfg.dataset} {data.x_train.shape[0]} train / "
         f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
         f"model {_model_line(cfg, data)}, "
         f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
