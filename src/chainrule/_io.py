@@ -6,7 +6,8 @@ permissions a plain `open` would have given it, and is then moved into place wit
 a reader, or a run killed half-way, sees either the old file or the complete new one, never a
 half-written file. On any error the temporary file is removed.
 
-`did_you_mean` is the one close-match hint of every "unknown key / name / option" message.
+`human_size` is the one byte count for people; `did_you_mean` the one close-match hint of every
+"unknown key / name / option" message.
 `FolderLock` keeps a second chainrule process out of a run or sweep folder.
 """
 
@@ -101,6 +102,15 @@ def did_you_mean(word: str, options: Iterable[str], n: int = 1, quote: bool = Tr
     if not near:
         return ""
     return f" (did you mean {' or '.join(repr(c) if quote else c for c in near)}?)"
+
+
+def human_size(n: float) -> str:
+    """`635 MiB`: a byte count for people (3 significant digits, binary units)."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "bytes" else f"{int(n)} bytes"
+        n /= 1024
+    raise AssertionError
 
 
 LOCK_NAME = ".lock"  # the lock file of older sweep folders (now the folder itself is locked)

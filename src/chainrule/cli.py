@@ -172,7 +172,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade,runs}",
+        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade,runs,cache}",
         parser_class=_Parser,
     )
     sub.required = True
@@ -284,6 +284,15 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     _add_sweep_parsers(sub)
     _add_grade_parser(sub)
     _add_runs_parser(sub)
+    k = sub.add_parser(
+        "cache",
+        help="list the cached data sets with their sizes (--clear removes them)",
+        description="List what chainrule keeps in its cache folders (the platform's cache folder, "
+        "$CHAINRULE_CACHE): downloaded data sets and their decoded arrays, with sizes. --clear removes "
+        "them; $CHAINRULE_DATA, ../shared/datasets and --data-dir folders are never touched.",
+    )
+    k.add_argument("--clear", action="store_true", help="remove everything listed (asks first)")
+    k.add_argument("-y", "--yes", action="store_true", help="with --clear: remove without asking")
     return parser
 
 
@@ -631,6 +640,41 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from chainrule._io import human_size
+    from chainrule.data import cache
+
+    if args.yes and not args.clear:
+        raise UsageError("--yes is for --clear")
+    items = cache.cache_contents()
+    total = sum(i.bytes for i in items)
+    folders = ", ".join(str(f) for f in cache.cache_folders())
+    if not args.clear:
+        print(f"chainrule's cache: {human_size(total)} in {len(items)} items ({folders})")
+        for i in items:
+            where = str(i.paths[0]) if len(i.paths) == 1 else f"{i.paths[0].parent}/ ({len(i.paths)} folders)"
+            print(f"  {human_size(i.bytes):>10}  {i.what:36s} {where}")
+        legacy = cache.legacy_cache_dir()
+        if legacy is not None:
+            print(f"{legacy} is chainrule's older cache folder: its data sets are still read")
+        if items:
+            print("`chainrule cache --clear` removes them (never $CHAINRULE_DATA or a --data-dir)")
+        return 0
+    if not items:
+        print(f"chainrule's cache is empty ({folders})")
+        return 0
+    what = f"{len(items)} items, {human_size(total)}, from {folders}"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--clear would remove {what}: add --yes (there is no terminal to ask)")
+        if input(f"remove {what}? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 0
+    cache.clear_cache(items)
+    print(f"removed {what}")
+    return 0
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -678,6 +722,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return cmd_sweeps(args, argv)
         if args.command == "grade":
             return cmd_grade(args)
+        if args.command == "cache":
+            return cmd_cache(args)
         return cmd_recipes(args)
     except (UsageError, ConfigError) as e:
         print(f"chainrule: error: {e}", file=sys.stderr)

@@ -1,8 +1,14 @@
 """Where things are stored, atomic writes, and the decoded-array cache.
 
 Cache entries live in `<cache dir>/arrays/<name>-<key>/` as `.npy` files (memory-mapped on load)
-plus `meta.json` (class names, source). The cache dir is `$CHAINRULE_CACHE`, else
-`$XDG_CACHE_HOME/chainrule`, else `~/.cache/chainrule`.
+plus `meta.json` (class names, source). The cache dir is `$CHAINRULE_CACHE`, else the platform's
+cache folder for chainrule (platformdirs: `$XDG_CACHE_HOME/chainrule` or `~/.cache/chainrule` on
+Linux, `~/Library/Caches/chainrule` on macOS, `%LOCALAPPDATA%\\chainrule\\Cache` on Windows), which
+also receives downloads when no other folder is given. Where the platform's folder is not
+`~/.cache/chainrule` (macOS, Windows) and that older default exists, its data sets are still found
+(`legacy_cache_dir`; new decodes and downloads go to the platform's folder, and `chainrule cache`
+lists and clears both). `cache_contents` and
+`clear_cache` are `chainrule cache` and `chainrule cache --clear`.
 
 Cache key: sha256 over a format version, the data set name and, for every source file, its
 resolved path, size and the md5 of its bytes (as stored: a `.gz` or `.tar.gz` is hashed
@@ -26,6 +32,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +42,19 @@ ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 
 def user_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/chainrule`, else `~/.cache/chainrule` (the default data root)."""
+    """The platform's cache folder for chainrule (the default data root); see the module docstring."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("chainrule", appauthor=False)
+
+
+def legacy_cache_dir() -> Path | None:
+    """chainrule's cache folder before platformdirs (`$XDG_CACHE_HOME/chainrule`, else
+    `~/.cache/chainrule`) where it exists and is not the platform's folder; else None. On Linux the
+    two are the same folder, so this is for macOS and Windows."""
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "chainrule"
+    old = (Path(xdg) if xdg else Path.home() / ".cache") / "chainrule"
+    return old if old.is_dir() and old.resolve() != user_cache_dir().resolve() else None
 
 
 def cache_dir() -> Path:
@@ -151,3 +167,80 @@ def _remove_stale_tmp(parent: Path, age_s: float = 3600.0) -> None:
         with contextlib.suppress(OSError):
             if now - p.stat().st_mtime > age_s:
                 shutil.rmtree(p, ignore_errors=True)
+
+
+# ---- `chainrule cache`: what is stored, and removing it ---------------------------------------------
+@dataclass(frozen=True)
+class CacheItem:
+    """One thing in chainrule's cache folders: a downloaded data set (a folder or archive), or the
+    decoded arrays of one data set (one or more entries)."""
+
+    what: str  # "mnist: downloaded files", "mnist: decoded arrays (2 versions)"
+    paths: tuple[Path, ...]
+    bytes: int
+
+
+def _tree_bytes(path: Path) -> int:
+    if path.is_file() or path.is_symlink():
+        return path.lstat().st_size
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / f).lstat().st_size
+    return total
+
+
+def cache_folders() -> list[Path]:
+    """chainrule's own folders, which `clear_cache` may empty: the platform's cache folder, the older
+    `~/.cache/chainrule`, and `$CHAINRULE_CACHE` (of which only `arrays/` is chainrule's)."""
+    out = [user_cache_dir()]
+    legacy = legacy_cache_dir()
+    if legacy is not None:
+        out.append(legacy)
+    if cache_dir() not in out:
+        out.append(cache_dir())
+    return out
+
+
+def _arrays_name(entry: Path) -> str:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((entry / "meta.json").read_text())["name"])
+    return entry.name.rsplit("-", 1)[0].removeprefix(".tmp-")  # unfinished or damaged: its folder name
+
+
+def cache_contents() -> list[CacheItem]:
+    """Everything in `cache_folders()`, largest first: each downloaded data set, and the decoded
+    arrays of each data set (all versions of it together). In `$CHAINRULE_CACHE` only `arrays/`."""
+    items: list[CacheItem] = []
+    arrays: dict[str, list[Path]] = {}
+    for folder in cache_folders():
+        own = folder in (user_cache_dir(), legacy_cache_dir())  # else $CHAINRULE_CACHE: only arrays/
+        if not folder.is_dir():
+            continue
+        for child in sorted(folder.iterdir()):
+            if child.name == "arrays" and child.is_dir():
+                for entry in sorted(child.iterdir()):
+                    arrays.setdefault(_arrays_name(entry), []).append(entry)
+            elif own:
+                items.append(CacheItem(f"{child.name}: downloaded files", (child,), _tree_bytes(child)))
+    for name, entries in arrays.items():
+        n = len(entries)
+        what = f"{name}: decoded arrays" + (f" ({n} versions)" if n > 1 else "")
+        items.append(CacheItem(what, tuple(entries), sum(_tree_bytes(e) for e in entries)))
+    return sorted(items, key=lambda i: -i.bytes)
+
+
+def clear_cache(items: Iterable[CacheItem] | None = None) -> int:
+    """Remove `items` (default: all of `cache_contents()`); returns the bytes freed. Data folders the
+    user names (`$CHAINRULE_DATA`, `--data-dir`) are never in the cache and never touched."""
+    freed = 0
+    for item in cache_contents() if items is None else items:
+        for path in item.paths:
+            size = _tree_bytes(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            freed += size
+    return freed

@@ -63,7 +63,8 @@ class Dataset:
 
 # ---- where to look --------------------------------------------------------------------------------
 def data_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The roots searched, in order: `root`, `$CHAINRULE_DATA`, the user cache folder."""
+    """The roots searched, in order: `root`, `$CHAINRULE_DATA`, the user cache folder, and the older
+    `~/.cache/chainrule` where it exists and is another folder (see `chainrule.data.cache`)."""
     roots = []
     if root is not None:
         roots.append(Path(root).expanduser())
@@ -71,6 +72,9 @@ def data_roots(root: str | os.PathLike[str] | None = None) -> list[Path]:
     if env:
         roots.append(Path(env).expanduser())
     roots.append(_cache.user_cache_dir())
+    legacy = _cache.legacy_cache_dir()
+    if legacy is not None:
+        roots.append(legacy)
     unique: list[Path] = []
     for r in roots:
         if r not in unique:
@@ -228,8 +232,9 @@ def load(
     Args:
         name: data set name (case-insensitive).
         root: folder to search first; then `$CHAINRULE_DATA`, then the user cache folder
-            (`$XDG_CACHE_HOME/chainrule` or `~/.cache/chainrule`). In each, both `root/<name>/`
-            (also torchvision's `MNIST/raw/`) and files directly in `root` are accepted.
+            (the platform's: `~/.cache/chainrule` on Linux; see `chainrule.data.cache`). In each,
+            both `root/<name>/` (also torchvision's `MNIST/raw/`) and files directly in `root` are
+            accepted.
         download: when the files are nowhere, fetch them from the canonical sources (md5
             checked, progress bar, atomic rename) into the first root's `<name>/` folder.
         cache: decode once and keep `.npy` arrays in the cache (see `chainrule.data.cache`);

@@ -78,7 +78,7 @@ class TrainConfig:
     dataset: str = _f("mnist", "data set", "data", DATASETS)
     data_dir: str | None = _f(
         None,
-        "data folder (default: $CHAINRULE_DATA, ../shared/datasets if present, then the user cache)",
+        "data folder (default: $CHAINRULE_DATA, ../shared/datasets if present, then the cache folder)",
         "data",
     )
     download: bool = _f(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from chainrule._io import human_size
+
 from .config import ConfigError, TrainConfig
 
 HISTORY_BYTES_PER_STEP = 16  # the per-step loss and lr, float64 each (`History`)
@@ -20,14 +22,6 @@ def physical_memory() -> int | None:
         return None
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}" if unit != "bytes" else f"{int(n)} bytes"
-        n /= 1024
-    raise AssertionError
-
-
 def check_memory(
     cfg: TrainConfig, total_steps: int, in_features: int, num_classes: int, available: int | None = None
 ) -> None:
@@ -41,7 +35,7 @@ def check_memory(
         key, value = ("steps", cfg.steps) if cfg.steps is not None else ("epochs", cfg.epochs)
         raise ConfigError(
             f"{key} = {value!r} means {total_steps:,} steps, whose loss history alone needs "
-            f"{_size(history)}; this machine has {_size(available)} of memory"
+            f"{human_size(history)}; this machine has {human_size(available)} of memory"
         )
     if cfg.model != "mlp":
         return
@@ -52,5 +46,6 @@ def check_memory(
     if need > available / 2:
         raise ConfigError(
             f"hidden_sizes = {cfg.hidden_sizes} gives {params:,} parameters, which need about "
-            f"{_size(need)} (weights, gradients, optimizer state); this machine has {_size(available)}"
+            f"{human_size(need)} (weights, gradients, optimizer state); "
+            f"this machine has {human_size(available)}"
         )
