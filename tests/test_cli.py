@@ -171,7 +171,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
     [
         (["train", "--lr", "abc"], "--lr: invalid float value"),
         (["train", "--lr", "-1"], "lr = -1.0 is invalid"),
-        (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--bogus"], "unknown option --bogus"),
         (["train", "--activation", "relux"], "invalid choice: 'relux'"),
         (["train", "--hidden-sizes", "10", "x"], "invalid hidden size"),
         (["train", "--hidden-sizes", "0"], "hidden_sizes = [0] is invalid"),
@@ -189,7 +189,7 @@ def test_nan_stop_exits_1_with_one_clear_line_and_a_valid_checkpoint(tmp_path, c
         (["train", "--resume", "/nonexistent/run"], "not a run folder"),
         (["predict", "/nonexistent/run"], "the following arguments are required: IMAGE"),
         ([], "the following arguments are required"),
-        (["fly"], "invalid choice: 'fly'"),
+        (["fly"], "unknown command 'fly'"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(argv, needle, capsys):
