@@ -120,3 +120,10 @@ def test_cifar10_92_is_cifar10_94_in_fewer_steps():
     differing = {k for k in short.keys() | full.keys() if short.get(k) != full.get(k)}
     assert differing == {"name", "description", "steps", "eval_every"}
     assert short["steps"] < full["steps"] and short["eval_every"] == 0
+
+
+def test_cifar10_95_is_cifar10_94_wider_and_longer():
+    wide, full = (tomllib.loads(recipe_text(n)) for n in ("cifar10-95", "cifar10-94"))
+    differing = {k for k in wide.keys() | full.keys() if wide.get(k) != full.get(k)}
+    assert differing == {"name", "description", "widths", "steps", "eval_every"}
+    assert wide["widths"] == [128, 384, 384] and wide["steps"] > full["steps"]
