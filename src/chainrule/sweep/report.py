@@ -21,7 +21,7 @@ import numpy as np
 from chainrule._io import atomic_write_text
 
 from .layout import DB_NAME, REPORT_NAME, SweepError, swept_keys, trial_dir
-from .spec import halving_of
+from .spec import halving_of, sampler_of
 from .store import STATUSES, Store, StoreError
 
 
@@ -185,6 +185,11 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             + f" of each trial's steps, the best 1/{halving.reduction_factor} at a rung going on. "
             f"{counts['pruned']} trial(s) were pruned; the statistics use completed trials only "
             "(a pruned trial's figures at its last rung are in trials.csv)."
+        )
+    if sampler_of(spec_text) == "tpe":
+        notes.append(
+            'Trials drawn by Optuna\'s TPE ([search] sampler = "tpe"), each from the results told before it: '
+            "they crowd where the metric was good, so the plots against each key show where TPE looked."
         )
     for k, by in _scale_by(spec_text).items():
         notes.append(

@@ -14,6 +14,10 @@ folders are named after them, so nothing runs twice and nothing is lost.
 With successive halving ([halving] in the spec, `chainrule.sweep.halving`), a trial runs to a rung
 (a fraction of its steps), is checkpointed and paused, and continues from there when it is promoted;
 a running trial's target rung is in the database, so a resumed sweep sends it to the same rung.
+
+With `[search] sampler = "tpe"` (`chainrule.sweep.tpe`) the trials are not all in the database from
+the start: each is asked of Optuna's TPE when a worker is free, put in the database as running, and
+its result told when it ends; a resumed sweep re-tells the trials that ended first.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .backends import LocalPool, RayPool, available_cores
 from .halving import Rungs
 from .layout import CSV_NAME, DB_NAME, SPEC_NAME, SweepError, swept_keys, trial_dir
 from .progress import SweepProgress
-from .spec import SweepSpec, halving_of
+from .spec import SweepSpec, halving_of, parse_spec, sampler_of
 from .store import ENDED, Store
 
 CSV_FIELDS = (
@@ -217,12 +221,18 @@ def _run_locked(
         else:  # a spec that dropped [halving]: its paused trials simply run to the end
             todo += paused
         todo.sort(key=lambda t: t["number"])
+        search = _tpe_search(spec, store, out)
         counts = store.counts()
-        total = sum(counts.values())
+        stored = sum(counts.values())
+        to_ask = search.remaining(stored) if search is not None else 0
+        total = stored + to_ask
         write_csv(store, out)
-        busy_max = len(todo) + len(waiting)
+        busy_max = len(todo) + len(waiting) + to_ask
         if check_data and backend_name == "local" and busy_max:
-            _check_data(todo + waiting)
+            probes = (
+                [{"trial_id": t.trial_id, "config": t.config} for t in search.spec.probes] if search else []
+            )
+            _check_data(todo + waiting + probes)
 
         cores = available_cores()
         n = workers or (cores if backend_name == "local" else 0)
@@ -243,6 +253,15 @@ def _run_locked(
                 if halving is not None
                 else ""
             )
+            + (
+                f"; TPE (Optuna) draws {search.n_trials} trials to "
+                + ("maximize " if search.spec.search.maximize else "minimize ")
+                + search.metric
+                + f", {to_ask} still to draw, {search.retold} finished trial(s) re-told"
+                + (f" ({search.outside} outside the search space left out)" if search.outside else "")
+                if search is not None
+                else ""
+            )
             + f"; folder {out}"
         )
         ran, interrupted = 0, False
@@ -258,6 +277,8 @@ def _run_locked(
                 while True:
                     while pool.busy < pool.capacity:
                         job = _next_job(queue, rungs, by_id)
+                        if job is None and search is not None:
+                            job = _ask(store, search, by_id, progress, out)
                         if job is None:
                             break
                         t, target, promoted = job
@@ -280,6 +301,10 @@ def _run_locked(
                         break
                     for finished, res in pool.wait(0.25):
                         ran += _record(store, finished, res, progress, rungs)
+                        if search is not None:
+                            row = by_id[finished["trial_id"]]
+                            row.update(res.get("result") or {}, status=_told_status(res))
+                            search.tell(row["trial_id"], row["status"], row)
                         write_csv(store, out)
                     progress.tick()
             except KeyboardInterrupt:
@@ -289,6 +314,8 @@ def _run_locked(
                 pool.close()
                 progress.close()
                 store.end_session(session)
+                if search is not None:
+                    search.close()
             if rungs is not None and not interrupted and rungs.paused:
                 # nothing runs and nothing can be promoted: the trials still paused stop here
                 store.mark_pruned(list(rungs.paused))
@@ -299,6 +326,54 @@ def _run_locked(
     if report and not interrupted and counts["completed"]:
         report_path = _report(out, progress)
     return SweepResult(out, counts, ran, time.perf_counter() - t_start, interrupted, report_path, new)
+
+
+def _tpe_search(spec: SweepSpec | None, store: Store, out: Path) -> Any:
+    """The TPE search of a sweep whose spec says sampler = "tpe" (a resumed one reads its spec from
+    the database), rebuilt from the store's trials; None for the other sweeps."""
+    text = store.get_meta("spec") or ""
+    if sampler_of(text) != "tpe":
+        return None
+    from .tpe import TPESearch  # imports Optuna: only for a sweep that uses it
+
+    if spec is None:
+        spec = parse_spec(text, source=f"{out / SPEC_NAME} (as stored in {DB_NAME})")
+    return TPESearch(spec, store.trials())
+
+
+def _told_status(res: dict[str, Any]) -> str:
+    """The store's status of a trial that a worker returned (`_record`'s mapping)."""
+    status = res.get("status")
+    return status if status in ("completed", "paused", "interrupted") else "failed"
+
+
+def _ask(
+    store: Store, search: Any, by_id: dict[str, dict[str, Any]], progress: SweepProgress, out: Path
+) -> tuple[dict[str, Any], int | None, bool] | None:
+    """A new trial from TPE for a free worker, in the store (None: `n_trials` are there). A drawn
+    configuration that does not validate is a failed trial, recorded and told, and another is drawn."""
+    while search.remaining(len(by_id)):
+        asked = search.ask(by_id)
+        if asked is None:
+            progress.message(
+                f"chainrule: TPE proposed only configurations that have run, {len(by_id)} of "
+                f"{search.n_trials} trials: the search space is used up"
+            )
+            search.n_trials = len(by_id)
+            return None
+        trial, error = asked
+        store.add_trials([trial])
+        row = dict(trial_id=trial.trial_id, seed=trial.seed, params=trial.params, config=trial.config)
+        row.update(status="pending", number=len(by_id))
+        by_id[trial.trial_id] = row
+        if error is None:
+            return row, None, False
+        store.mark_failed(trial.trial_id, error)
+        row["status"] = "failed"
+        search.tell(trial.trial_id, "failed", {})
+        progress.started(trial.trial_id, trial.params, trial_dir(out, trial.trial_id), trial.seed, False)
+        progress.finished(trial.trial_id, "failed", {}, error)
+    return None
 
 
 def _next_job(

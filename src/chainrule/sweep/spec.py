@@ -29,6 +29,17 @@
     reduction_factor = 3              # eta: the best 1/eta of the trials at a rung go on (default 3)
     min_fraction = 0.111              # the first rung, as a fraction of a trial's steps (default 1/eta^2)
 
+    [search]                          # how trials are drawn (default sampler = "random": all of the above)
+    sampler = "tpe"                   # Optuna's TPE (needs chainrule[optuna]): see chainrule.sweep.tpe
+    n_trials = 30                     # how many trials TPE draws ([random] then has no n_trials)
+    metric = "val_acc"                # what it optimizes (val_acc, val_loss, train_acc, train_loss)
+    n_startup_trials = 10             # random draws before TPE models the results (Optuna's default)
+
+With sampler = "tpe" the [grid] lists and the [random] distributions are one search space (a grid
+list is a categorical choice, not a product), and each trial is drawn when a worker is free, from
+the results so far; the spec is checked at every value it names (each choice, each range's ends)
+before anything runs, and a drawn configuration that does not validate is a failed trial.
+
 A trial is one resolved `TrainConfig` (defaults, then the recipe, then [base], then the grid point
 and the random draw, then the seed). Its id is a hash of the config's keys that change training
 (`trial_id`), so the same trial gets the same id in every run, resumed or extended sweep.
@@ -42,6 +53,7 @@ Every error is one line naming the file, the table and the key, raised before an
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 import math
@@ -66,9 +78,23 @@ from chainrule.train.config import (
     load_recipe,
 )
 
-TOP_KEYS = ("name", "description", "seeds", "sweep_seed", "base", "grid", "random", "scale_by", "halving")
-HALVING_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+TOP_KEYS = (
+    "name",
+    "description",
+    "seeds",
+    "sweep_seed",
+    "base",
+    "grid",
+    "random",
+    "scale_by",
+    "halving",
+    "search",
+)
+# what ranks trials at a halving rung and what TPE optimizes (never a test metric: it would select on
+# the test set)
+METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
 HALVING_KEYS = ("metric", "reduction_factor", "min_fraction")
+SAMPLERS = ("random", "tpe")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 NOT_IN_ID = BOOKKEEPING  # not in a trial's id
 # keys the sweep sets itself
@@ -82,6 +108,11 @@ SWEEP_OWNED = {
 
 class SpecError(ConfigError):
     """A sweep spec is invalid; the message is one line naming the file and the key."""
+
+
+def maximizes(metric: str) -> bool:
+    """Accuracies are maximized, losses minimized."""
+    return metric.endswith("_acc")
 
 
 @dataclass(frozen=True)
@@ -98,7 +129,7 @@ class Halving:
 
     @property
     def maximize(self) -> bool:
-        return self.metric.endswith("_acc")
+        return maximizes(self.metric)
 
     @property
     def fractions(self) -> list[float]:
@@ -108,6 +139,36 @@ class Halving:
             out.append(f)
             f *= self.reduction_factor
         return out + [1.0]
+
+
+@dataclass(frozen=True)
+class Search:
+    """How the trials are drawn: "random" (the grid crossed with [random]'s draws, every trial
+    expanded before anything runs) or "tpe" (Optuna's tree-structured Parzen estimator: `n_trials`
+    trials, each drawn when a worker is free from the results told so far; `chainrule.sweep.tpe`)."""
+
+    sampler: str = "random"
+    n_trials: int = 0
+    metric: str = "val_acc"
+    n_startup_trials: int = 10
+
+    @property
+    def maximize(self) -> bool:
+        return maximizes(self.metric)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# [search]: key -> (check, what a good value is); a bad value is one line "key = value should be ..."
+SEARCH_RULES: dict[str, tuple[Any, str]] = {
+    "sampler": (lambda v: v in SAMPLERS, "one of " + ", ".join(f'"{s}"' for s in SAMPLERS)),
+    "n_trials": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "metric": (lambda v: v in METRICS, f"one of {', '.join(METRICS)} (never a test metric)"),
+    "n_startup_trials": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+}
+TPE_ONLY = ("n_trials", "metric", "n_startup_trials")
 
 
 @dataclass
@@ -135,10 +196,21 @@ class SweepSpec:
     text: str = ""
     trials: list[Trial] = field(default_factory=list)
     halving: Halving | None = None
+    search: Search = field(default_factory=Search)
+    # sampler = "tpe": trials at each value the spec names, validated before anything runs
+    probes: list[Trial] = field(default_factory=list)
+    _resolver: Any = field(default=None, repr=False, compare=False)
 
     @property
     def swept_keys(self) -> list[str]:
         return list(self.grid) + [k for k in self.random if k not in self.grid]
+
+    def resolve(self, params: dict[str, Any], seed: int | None = None) -> tuple[Trial, str | None]:
+        """The trial of one point of the search space (swept values as in the spec; default seed:
+        the first), and the one-line error if its config does not validate (else None)."""
+        if self._resolver is None:
+            self._resolver = _Resolver(self)
+        return self._resolver.trial(params, self.seeds[0] if seed is None else seed)
 
 
 _DEFAULTS = TrainConfig().to_dict()
@@ -299,6 +371,7 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
     sweep_seed = data.get("sweep_seed", 0)
     if isinstance(sweep_seed, bool) or not isinstance(sweep_seed, int) or sweep_seed < 0:
         raise SpecError(f"{source}: sweep_seed = {sweep_seed!r} should be an integer >= 0")
+    search = _parse_search(data, source)
 
     # [base]
     where = f"{source} [base]"
@@ -341,7 +414,10 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         if k in grid:
             raise SpecError(f"{where}: {k} is in [grid] too; sweep it in one of them")
         random[k] = _parse_distribution(k, dist, where)
-    if random and n_trials is None:
+    if search.sampler == "tpe":
+        if n_trials is not None:
+            raise SpecError(f'{where}: n_trials goes in [search] with sampler = "tpe"')
+    elif random and n_trials is None:
         raise SpecError(f"{where}: n_trials is missing (how many draws, e.g. n_trials = 20)")
     if n_trials is not None:
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
@@ -381,11 +457,18 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         source=source,
         text=text,
         halving=halving,
+        search=search,
     )
+    if search.sampler == "tpe":
+        _check_tpe(data, spec)
     if expand:
-        spec.trials = expand_trials(spec)
+        if search.sampler == "tpe":
+            spec.probes = [_valid(spec, spec.resolve(p)) for p in probe_points(spec)]
+            _check_metric(spec, search.metric, "search", spec.probes)
+        else:
+            spec.trials = expand_trials(spec)
         if halving is not None:
-            _check_halving_metric(spec)
+            _check_metric(spec, halving.metric, "halving", spec.trials)
     return spec
 
 
@@ -399,11 +482,10 @@ def _parse_halving(data: dict[str, Any], source: str) -> Halving | None:
             hint = did_you_mean(k, HALVING_KEYS)
             raise SpecError(f"{where}: unknown key {k!r}{hint} ({', '.join(HALVING_KEYS)})")
     metric = table.get("metric", "val_acc")
-    if metric not in HALVING_METRICS:
+    if metric not in METRICS:
         raise SpecError(
-            f"{where}: metric = {metric!r} should be one of {', '.join(HALVING_METRICS)}"
-            f"{did_you_mean(str(metric), HALVING_METRICS)} "
-            "(never a test metric: it would select on the test set)"
+            f"{where}: metric = {metric!r} should be one of {', '.join(METRICS)}"
+            f"{did_you_mean(str(metric), METRICS)} (never a test metric: it would select on the test set)"
         )
     eta = table.get("reduction_factor", 3)
     if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
@@ -414,22 +496,71 @@ def _parse_halving(data: dict[str, Any], source: str) -> Halving | None:
     return Halving(metric, eta, float(fmin))
 
 
-def _check_halving_metric(spec: SweepSpec) -> None:
-    """Every trial must measure the metric that ranks it at a rung."""
-    h = spec.halving
-    assert h is not None
-    for t in spec.trials:
+def _check_metric(spec: SweepSpec, metric: str, table: str, trials: list[Trial]) -> None:
+    """Every trial must measure the metric that ranks it ([halving]) or that TPE is told ([search])."""
+    for t in trials:
         c = t.config
-        if h.metric.startswith("val_") and not c.get("val_fraction"):
+        if metric.startswith("val_") and not c.get("val_fraction"):
             raise SpecError(
-                f"{spec.source} [halving]: metric = {h.metric!r} needs a validation split, but trial "
+                f"{spec.source} [{table}]: metric = {metric!r} needs a validation split, but trial "
                 f"{t.trial_id} has val_fraction = {c.get('val_fraction')} (set val_fraction in [base])"
             )
-        if h.metric.startswith("train_") and not c.get("train_eval_size"):
+        if metric.startswith("train_") and not c.get("train_eval_size"):
             raise SpecError(
-                f"{spec.source} [halving]: metric = {h.metric!r} needs train_eval_size > 0, but trial "
+                f"{spec.source} [{table}]: metric = {metric!r} needs train_eval_size > 0, but trial "
                 f"{t.trial_id} has train_eval_size = {c.get('train_eval_size')}"
             )
+
+
+def _parse_search(data: dict[str, Any], source: str) -> Search:
+    where = f"{source} [search]"
+    table = _table(data, "search", source)
+    for k, v in table.items():
+        if k not in SEARCH_RULES:
+            raise SpecError(
+                f"{where}: unknown key {k!r}{did_you_mean(k, SEARCH_RULES)} ({', '.join(SEARCH_RULES)})"
+            )
+        ok, want = SEARCH_RULES[k]
+        if not ok(v):
+            hint = did_you_mean(v, SAMPLERS if k == "sampler" else METRICS) if isinstance(v, str) else ""
+            raise SpecError(f"{where}: {k} = {v!r} should be {want}{hint}")
+    search = Search(**table)
+    if search.sampler == "random":
+        for k in TPE_ONLY:
+            if k in table:
+                extra = " (random search draws [random] n_trials)" if k == "n_trials" else ""
+                raise SpecError(f'{where}: {k} is for sampler = "tpe"{extra}')
+        return search
+    if "n_trials" not in table:
+        raise SpecError(
+            f'{where}: sampler = "tpe" needs n_trials (how many trials it draws, e.g. n_trials = 30)'
+        )
+    if importlib.util.find_spec("optuna") is None:  # found, not imported: the core never loads it
+        raise SpecError(f"{where}: sampler = \"tpe\" needs Optuna: pip install 'chainrule[optuna]'")
+    return search
+
+
+def _check_tpe(data: dict[str, Any], spec: SweepSpec) -> None:
+    """What sampler = "tpe" cannot take (checked once the rest of the spec is)."""
+    source, where = spec.source, f"{spec.source} [search]"
+    if not spec.swept_keys:
+        raise SpecError(f'{where}: sampler = "tpe" needs a search space: keys in [grid] or [random]')
+    if len(spec.seeds) > 1:
+        raise SpecError(
+            f'{source}: seeds = {data.get("seeds")!r} with sampler = "tpe": TPE is told one result per '
+            "configuration, so it takes one seed (seeds = 1 or seeds = [SEED])"
+        )
+    if spec.halving is not None:
+        raise SpecError(f'{source}: [halving] and sampler = "tpe" do not combine (yet): use one of them')
+
+
+def sampler_of(spec_text: str) -> str:
+    """The [search] sampler of a stored spec ("random" if it has none)."""
+    try:
+        search = tomllib.loads(spec_text).get("search", {})
+    except tomllib.TOMLDecodeError:
+        return "random"
+    return search.get("sampler", "random") if isinstance(search, dict) else "random"
 
 
 def halving_of(spec_text: str) -> Halving | None:
@@ -444,55 +575,91 @@ def halving_of(spec_text: str) -> Halving | None:
         return None
 
 
+class _Resolver:
+    """Resolves points of a spec's search space (swept values, as in the spec) to trials: defaults,
+    then the recipe, then [base], then the point (scaled by [scale_by]), then the seed."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.base = {k: v for k, v in spec.base.items() if k != "recipe"}
+        self.recipes: dict[str | None, TrainConfig] = {}
+        try:
+            self.based = layer(self._start(spec.base.get("recipe")), self.base)
+        except ConfigError as e:
+            raise SpecError(f"{spec.source} [base]: {e}") from None
+
+    def _start(self, recipe: str | None) -> TrainConfig:
+        if recipe not in self.recipes:
+            try:
+                self.recipes[recipe] = load_recipe(recipe) if recipe else TrainConfig()
+            except ConfigError as e:
+                raise SpecError(f"{self.spec.source}: {e}") from None
+        return self.recipes[recipe]
+
+    def trial(self, params: dict[str, Any], seed: int) -> tuple[Trial, str | None]:
+        spec, base = self.spec, self.base
+        changes = {k: v for k, v in params.items() if k != "recipe"}
+        cfg = self.based
+        if "recipe" in params:
+            cfg = layer(self._start(params["recipe"]), base)
+        for k, by in spec.scale_by.items():  # a value the spec gives, in its own units
+            if k in changes or k in base:
+                factor = getattr(layer(cfg, changes), by)
+                changes[k] = float(changes.get(k, base.get(k)) * factor)
+        cfg = layer(cfg, changes).replace(seed=seed, name=spec.name, run_dir=None)
+        error = None
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            desc = ", ".join(f"{k} = {_short(v)}" for k, v in params.items()) or "the base config"
+            error = f"{spec.source}: trial with {desc}: {e}"
+        config = cfg.to_dict()
+        return Trial(trial_id(config), config, seed, dict(params)), error
+
+
+def _valid(spec: SweepSpec, resolved: tuple[Trial, str | None]) -> Trial:
+    trial, error = resolved
+    if error is not None:
+        raise SpecError(error)
+    return trial
+
+
 def expand_trials(spec: SweepSpec) -> list[Trial]:
     """The trials, seed-major (every configuration once with the first seed, then the next seed),
     each config resolved and validated; duplicates (same id) are kept once."""
-    source = spec.source
-    base = {k: v for k, v in spec.base.items() if k != "recipe"}
     keys = list(spec.grid)
     grid_points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
     draws = random_points(spec.random, spec.n_trials, spec.sweep_seed) if spec.random else [{}]
-    recipes: dict[str | None, TrainConfig] = {}
-
-    def start(recipe: str | None) -> TrainConfig:
-        if recipe not in recipes:
-            try:
-                recipes[recipe] = load_recipe(recipe) if recipe else TrainConfig()
-            except ConfigError as e:
-                raise SpecError(f"{source}: {e}") from None
-        return recipes[recipe]
-
-    try:
-        based = layer(start(spec.base.get("recipe")), base)
-    except ConfigError as e:
-        raise SpecError(f"{source} [base]: {e}") from None
     trials: list[Trial] = []
     seen: set[str] = set()
     for seed in spec.seeds:
         for point in grid_points:
             for rnd in draws:
-                params = {**point, **rnd}
-                changes = {k: v for k, v in params.items() if k != "recipe"}
-                cfg = based
-                if "recipe" in params:
-                    cfg = layer(start(params["recipe"]), base)
-                for k, by in spec.scale_by.items():  # a value the spec gives, in its own units
-                    if k in changes or k in base:
-                        factor = getattr(layer(cfg, changes), by)
-                        changes[k] = float(changes.get(k, base.get(k)) * factor)
-                cfg = layer(cfg, changes).replace(seed=seed, name=spec.name, run_dir=None)
-                desc = ", ".join(f"{k} = {_short(v)}" for k, v in params.items()) or "the base config"
-                try:
-                    cfg.validate()
-                except ConfigError as e:
-                    raise SpecError(f"{source}: trial with {desc}: {e}") from None
-                config = cfg.to_dict()
-                tid = trial_id(config)
-                if tid in seen:
+                t = _valid(spec, spec.resolve({**point, **rnd}, seed))
+                if t.trial_id in seen:
                     continue
-                seen.add(tid)
-                trials.append(Trial(tid, config, seed, params))
+                seen.add(t.trial_id)
+                trials.append(t)
     return trials
+
+
+def probe_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The points a TPE spec is checked at: every key at its first value (a grid's first, a choice's
+    first, a range's low end), and each other value the spec names (each grid value and choice, each
+    range's high end) in turn with the rest at their first."""
+    named: dict[str, list[Any]] = dict(spec.grid)
+    for k, dist in spec.random.items():
+        ((_, args),) = dist.items()
+        named[k] = list(args)  # a choice's values, or a range's [low, high]
+    first = {k: values[0] for k, values in named.items()}
+    points, seen = [first], {json.dumps(first, sort_keys=True)}
+    for k, values in named.items():
+        for v in values[1:]:
+            p = dict(first, **{k: v})
+            if json.dumps(p, sort_keys=True) not in seen:
+                seen.add(json.dumps(p, sort_keys=True))
+                points.append(p)
+    return points
 
 
 def _short(v: Any) -> str:
