@@ -1,9 +1,10 @@
 """The training progress bar: `rich` on a terminal, one plain line per evaluation elsewhere.
 
-On a terminal it draws a rich progress bar (percentage, steps, rate, elapsed time, ETA and the
-latest metrics), redrawn at most 5 times a second; `chainrule sweep` draws its bars with the
-same columns (`rich_progress`). When the stream is a file or a pipe it prints one plain line per
-evaluation instead, so logs stay readable. `rich` is imported only when a bar is drawn.
+Every evaluation prints one line (step, steps/s, elapsed time, ETA and the metrics) that stays in
+the scrollback, Keras-style: on a terminal above a live rich progress bar (percentage, steps,
+rate, elapsed time, ETA; redrawn at most 5 times a second, the columns `chainrule sweep` draws
+too: `rich_progress`), in a file or a pipe alone, so logs stay readable. `rich` is imported only
+when a bar is drawn.
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ def fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
+def fmt_rate(per_second: float, unit: str) -> str:
+    """`1,234 steps/s`, or `12 steps/min` below one a second: the rate of the bar and of the lines."""
+    return f"{per_second:,.0f} {unit}/s" if per_second >= 1 else f"{60 * per_second:.2g} {unit}/min"
+
+
 def rich_progress(
     console: Any, unit: str, below: Callable[[], list[Any]] | None = None, speed_period: float = 30.0
 ) -> Any:
     """A `rich.progress.Progress` with the columns shared by `chainrule train` and `chainrule sweep`
     (description, bar, percentage, `done/total unit`, rate, elapsed, ETA) and, under the bars,
-    whatever `below()` returns (the latest metrics; the running trials). The rate and ETA average
+    whatever `below()` returns (a sweep's running trials). The rate and ETA average
     over the last `speed_period` seconds. Refreshed by the caller."""
     from rich.progress import (
         BarColumn,
@@ -47,8 +53,7 @@ def rich_progress(
             speed = task.finished_speed or task.speed
             if not speed:
                 return Text("")
-            per = f"{speed:,.0f} {unit}/s" if speed >= 1 else f"{60 * speed:.2g} {unit}/min"
-            return Text(per, style="progress.data.speed")
+            return Text(fmt_rate(speed, unit), style="progress.data.speed")
 
     class WithBelow(RichProgress):
         def get_renderables(self) -> Any:
@@ -106,16 +111,11 @@ class Progress:
             from rich.console import Console
 
             console = Console(file=self.stream, highlight=False)
-            self._bar = rich_progress(console, "steps", below=self._below)
+            self._bar = rich_progress(console, "steps")
             self._task = self._bar.add_task("train", total=self.total, completed=step)
             self._bar.start()
             self._next_draw = 0.0
             self.update(step)
-
-    def _below(self) -> list[Any]:
-        from rich.text import Text
-
-        return [Text("  " + self.metrics, overflow="ellipsis", no_wrap=True)] if self.metrics else []
 
     def _line(self, step: int) -> str:
         frac = min(1.0, step / self.total)
@@ -128,7 +128,7 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         return (
             f"[{bar}] {100 * frac:5.1f}% step {step}/{self.total} "
-            f"{rate:,.0f} it/s elapsed {fmt_time(elapsed)} ETA {eta_s}  {self.metrics}"
+            f"{fmt_rate(rate, 'steps')} elapsed {fmt_time(elapsed)} ETA {eta_s}  {self.metrics}"
         )
 
     def update(self, step: int) -> None:
@@ -144,15 +144,18 @@ class Progress:
         self._bar.refresh()
 
     def evaluated(self, step: int, metrics: str) -> None:
-        """Called after each evaluation with a short metrics summary."""
+        """Called after each evaluation with a short metrics summary: one line that stays (above the
+        bar on a terminal: the bar shows the progress, the lines the history)."""
         self.metrics = metrics
         if not self.enabled:
             return
-        if self.tty:
+        line = self._line(step)
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
             self._next_draw = 0.0
             self.update(step)
         else:
-            self.stream.write(self._line(step) + "\n")
+            self.stream.write(line + "\n")
             self.stream.flush()
 
     def message(self, text: str) -> None:
