@@ -7,6 +7,7 @@ atomically.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,18 @@ import numpy as np
 from chainrule._io import atomic_write_bytes
 
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+
+
+def plotting_missing() -> str | None:
+    """None where matplotlib can be imported, else the one line that says it cannot (a core
+    dependency, but a `--no-deps` or broken install may lack it). Finds it without importing it."""
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None or a module without a spec
+        found = False
+    if found:
+        return None
+    return "chainrule: no plots: matplotlib cannot be imported here (pip install matplotlib)"
 
 
 def _plt() -> Any:

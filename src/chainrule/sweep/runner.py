@@ -428,10 +428,11 @@ def _record(
 
 
 def _report(out: Path, progress: SweepProgress) -> Path | None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        progress.message("chainrule: no report: plotting needs matplotlib (pip install 'chainrule[app]')")
+    from chainrule.report import plotting_missing
+
+    missing = plotting_missing()
+    if missing:
+        progress.message(missing.replace("no plots", "no report") + "; trials.csv has the results")
         return None
     from .report import write_sweep_report
 

@@ -237,6 +237,12 @@ def _train_run(
         log(precision.line())
     if budget is not None:
         log(budget.line())
+    if plots:
+        from chainrule.report import plotting_missing
+
+        missing = plotting_missing()
+        if missing:
+            log(f"{missing}: the run writes everything else, report.html without its plots")
     if data.y_test.size == 0:
         log(f"chainrule: {cfg.dataset} has no test split here: training without one (no test metrics)")
     for warning in _config_warnings(cfg, trainer.total_steps):
@@ -409,6 +415,9 @@ def _plots_and_report(
     from chainrule import report
 
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
+    if report.plotting_missing():  # said in the run's header: the report without its plots
+        report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, {})
+        return
     y = data.y_test
     loss, lr, name = hist.loss[: hist.steps], hist.lr[: hist.steps], cfg.name
     sections = [  # (file, title, PNG bytes), in the report's order
@@ -632,7 +641,7 @@ def read_image(path: str | Path, shape: tuple[int, int, int], invert: bool = Fal
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise ConfigError("reading images needs Pillow: pip install 'chainrule[app]'") from None
+        raise ConfigError("reading images needs Pillow: pip install pillow") from None
     c, h, w = shape
     try:
         with Image.open(path) as im:
