@@ -59,14 +59,17 @@ def test_train_writes_every_run_file_with_consistent_contents(trained):
     expected = sorted(set(range(10, total + 1, 10)) | {steps_per_epoch, 2 * steps_per_epoch, total})
     assert eval_steps == expected
     for e in evals:
-        for k in ("train_acc", "val_acc", "test_acc"):
+        for k in ("train_acc", "val_acc"):
             assert 0.0 <= e[k] <= 1.0
-        assert e["lr"] > 0 and e["time"] >= 0 and e["test_loss"] > 0
-    assert evals[-1]["test_acc"] > 0.9 and evals[-1]["train_loss"] < evals[0]["train_loss"]
+        assert e["lr"] > 0 and e["time"] >= 0 and e["val_loss"] > 0
+        # validation during training; the test set once, at the end (--eval-test shows it at each)
+        assert e["test_acc"] is None and e["test_loss"] is None
+    assert json.loads((run / "summary.json").read_text())["final"]["test_acc"] > 0.9
+    assert evals[-1]["train_loss"] < evals[0]["train_loss"]
 
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(evals) and float(rows[-1]["test_acc"]) == evals[-1]["test_acc"]
+    assert len(rows) == len(evals) and float(rows[-1]["val_acc"]) == evals[-1]["val_acc"]
 
     steps = (run / "steps.csv").read_text().splitlines()
     assert steps[0] == "step,loss,lr,loss_window_100" and len(steps) == total + 1
@@ -74,7 +77,7 @@ def test_train_writes_every_run_file_with_consistent_contents(trained):
 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == total
-    assert summary["final"]["test_acc"] == pytest.approx(evals[-1]["test_acc"])
+    assert summary["final"]["val_acc"] == pytest.approx(evals[-1]["val_acc"]) and "test_acc" in summary["final"]
     assert summary["parameters"] == 64 * 16 + 16 + 16 * 3 + 3
     assert summary["best"]["monitor"] == "val_loss"
     assert summary["best"]["value"] == min(e["val_loss"] for e in evals)

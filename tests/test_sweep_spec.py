@@ -50,7 +50,7 @@ def test_trial_id_depends_only_on_what_changes_training():
     assert trial_id(dict(cfg, seed=1)) != tid and trial_id(dict(cfg, lr=0.2)) != tid
     # a key at its default adds nothing: a key added by a later chainrule keeps existing ids
     assert trial_id({k: v for k, v in cfg.items() if k != "eval_test"}) == tid
-    assert trial_id(dict(cfg, eval_test=False)) != tid
+    assert trial_id(dict(cfg, eval_test=True)) != tid
     # the same trial in another spec (other name, more values) has the same id
     other = parse_spec(BASE.replace('"t"', '"u"') + "[grid]\nlr = [0.2, 0.1]\n", "b.toml")
     assert other.trials[1].trial_id == tid

@@ -21,7 +21,9 @@ def test_one_epoch_on_real_mnist_learns(tmp_path, monkeypatch):
     from chainrule import data
 
     monkeypatch.setenv("CHAINRULE_CACHE", str(tmp_path / "cache"))  # never the user's cache
-    cfg = TrainConfig(dataset="mnist", data_dir=str(SHARED), hidden_sizes=[64], epochs=1.0, seed=0).validate()
+    cfg = TrainConfig(
+        dataset="mnist", data_dir=str(SHARED), hidden_sizes=[64], epochs=1.0, seed=0, eval_test=True
+    ).validate()
     raw = data.load("mnist", root=SHARED)
     assert raw.x_train.shape == (60000, 1, 28, 28) and raw.x_test.shape == (10000, 1, 28, 28)
     prepared = prepare(raw, cfg)

@@ -404,30 +404,31 @@ def test_no_eval_each_epoch_evaluates_only_every_eval_every_steps_and_at_the_end
 
 
 def test_trainer_learns_the_synthetic_task():
-    tr, res = fit(small_cfg(epochs=4.0))
+    tr, res = fit(small_cfg(epochs=4.0, eval_test=True))
     last = tr.history.evals[-1]
     assert res.status == "completed" and tr.step == tr.total_steps == 4 * math.ceil(540 / 32)
     assert last["test_acc"] > 0.9 and last["train_loss"] < tr.history.evals[0]["train_loss"]
     assert [e["step"] for e in tr.history.evals] == [17, 34, 51, 68]
 
 
-def test_no_eval_test_leaves_the_test_set_to_the_end_and_changes_nothing_else(tmp_path):
+def test_the_test_set_is_left_to_the_end_by_default_and_eval_test_changes_nothing_else(tmp_path):
     from chainrule.train import train_run
 
-    tr_a, _ = fit(small_cfg())
-    tr_b, _ = fit(small_cfg(eval_test=False))
+    assert TrainConfig().eval_test is False  # validation during training: no tuning on the test set
+    tr_a, _ = fit(small_cfg(eval_test=True))
+    tr_b, _ = fit(small_cfg())
     a, b = strip_time(tr_a.history.evals), strip_time(tr_b.history.evals)
     assert all(e["test_acc"] is None and e["test_loss"] is None for e in b)
     assert [{k: v for k, v in e.items() if not k.startswith("test_")} for e in a] == [
         {k: v for k, v in e.items() if not k.startswith("test_")} for e in b
     ]
-    res = train_run(small_cfg(eval_test=False, run_dir=str(tmp_path / "r")), quiet=True, plots=False)
+    res = train_run(small_cfg(run_dir=str(tmp_path / "r")), quiet=True, plots=False)
     assert res.summary["final"]["test_acc"] == pytest.approx(a[-1]["test_acc"])
     assert not (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "model.npz").is_file()
 
 
 def test_no_validation_and_no_train_evaluation_still_completes():
     """Evaluation points then measure only the test set: nothing is monitored, nothing diverges."""
-    cfg = small_cfg(val_fraction=0.0, train_eval_size=0)
+    cfg = small_cfg(val_fraction=0.0, train_eval_size=0, eval_test=True)
     tr, res = fit(cfg)
     assert res.status == "completed" and tr.history.evals[-1]["test_acc"] > 0.5

@@ -266,7 +266,11 @@ class TrainConfig:
     train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "eval")
     eval_batch_size: int = _f(10000, "batch size for evaluation", "eval")
     eval_test: bool = _f(
-        True, "evaluate the test set at every evaluation (--no-eval-test: only once, at the end)", "eval"
+        False,
+        "also evaluate the test set at every evaluation (default: the validation set during training, "
+        "the test set once, at the end: tuning on test numbers overfits the test set); the seed recipes "
+        "that reproduce a test-accuracy curve set it",
+        "eval",
     )
 
     # ------------------------------------------------------------------------------------------
