@@ -113,3 +113,69 @@ def test_save_png_is_atomic(tmp_path):
     report.save_png(PNG + b"new", target)
     assert target.read_bytes() == PNG + b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def _figure(monkeypatch, draw):
+    """The matplotlib figure a plot function draws (instead of its PNG bytes)."""
+    from chainrule.report import plots
+
+    monkeypatch.setattr(plots, "_to_png", lambda fig: fig)
+    return draw()
+
+
+def _texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_a_run_with_one_evaluation_shows_its_numbers_not_points_on_a_step_axis(monkeypatch):
+    one = [{"step": 200, "train_acc": 0.951, "val_acc": 0.9432, "test_acc": None}]
+    fig = _figure(monkeypatch, lambda: report.accuracy_curves(one, "r", final={"test_acc": 0.9401}))
+    (ax,) = fig.axes
+    assert ax.get_xlim() == (0.0, 100.0) and ax.get_xlabel() == "accuracy (%)"
+    assert _texts(ax) == ["95.10%", "94.32%", "94.01%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["train", "val", "test (final)"]
+    assert "step 200" in ax.get_title()
+    monkeypatch.undo()
+    assert png_size(report.accuracy_curves(one))[0] > 200  # also without the final metrics
+
+
+def test_the_accuracy_curves_end_with_the_final_test_accuracy_when_it_was_not_evaluated(monkeypatch):
+    evals = [{**e, "test_acc": None} for e in EVALS]
+    fig = _figure(monkeypatch, lambda: report.accuracy_curves(evals, final={"test_acc": 0.97}))
+    (ax,) = fig.axes
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train", "val", "test (final)"]
+    star = ax.get_lines()[-1]
+    assert list(star.get_xdata()) == [30.0] and list(star.get_ydata()) == [97.0]
+    assert "97.00%" in _texts(ax)
+
+
+def test_report_leads_with_the_accuracies_then_the_command_then_the_changed_settings(tmp_path):
+    summary = {
+        "name": "r",
+        "status": "completed",
+        "message": "completed 200 steps (0.25 epochs) in 1.0 s",
+        "final": {"test_acc": 0.98765, "val_acc": 0.9812, "test_loss": 0.04},
+        "command": "chainrule train --lr 0.05 --epochs 2",
+    }
+    config = {"name": "r", "lr": 0.05, "epochs": 2.0, "batch_size": 256, "hidden_sizes": [512]}
+    changed = {"lr": 0.05, "epochs": 2.0}
+    text = report.render_report(summary, config, [], {}, changed)
+    body = text[text.index("<body>") :]
+    order = [
+        body.index("<div class='num'>98.77%</div>"),
+        body.index("<div class='num'>98.12%</div>"),
+        body.index("completed 200 steps"),
+        body.index("chainrule train --lr 0.05 --epochs 2"),
+        body.index("Settings that differ from the defaults"),
+        body.index("<details>"),
+        body.index("<h2>Summary</h2>"),
+    ]
+    assert order == sorted(order)
+    shown = body[order[4] : order[5]]
+    assert "<th>lr</th>" in shown and "<th>epochs</th>" in shown and "batch_size" not in shown
+    folded = body[order[5] : body.index("</details>")]
+    assert all(f"<th>{k}</th>" in folded for k in config)
+    # no validation split: the test accuracy alone; the default run says so
+    alone = report.render_report({**summary, "final": {"test_acc": 0.5}}, config, [], {}, {})
+    assert alone.count("<div class='num'>") == 1 and "none: the default run" in alone

@@ -149,7 +149,10 @@ class Run:
             from chainrule import report
         except ImportError:
             return {}
-        return {"loss": report.loss_curves(np.empty(0), 1, evals), "accuracy": report.accuracy_curves(evals)}
+        return {
+            "loss": report.loss_curves(np.empty(0), 1, evals),
+            "accuracy": report.accuracy_curves(evals, final=(self.summary or {}).get("final")),
+        }
 
 
 def _flat(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -108,22 +108,48 @@ def loss_curves(
     return _to_png(fig)
 
 
-def accuracy_curves(evals: Sequence[dict[str, Any]], title: str = "") -> bytes:
-    """Train/validation/test accuracy (%) at each evaluation."""
+def accuracy_curves(
+    evals: Sequence[dict[str, Any]], title: str = "", final: Mapping[str, Any] | None = None
+) -> bytes:
+    """Train/validation/test accuracy (%) at each evaluation. `final` (summary.json's final metrics)
+    adds the test accuracy at the end where the evaluations did not measure it (eval_test off).
+    With a single evaluation, bars with their numbers: one point per split on a step axis says
+    nothing."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for split in ("train", "val", "test"):
-        s, v = _column(evals, f"{split}_acc")
-        if s.size:
+    last_step = max((e["step"] for e in evals), default=0)
+    points = {split: _column(evals, f"{split}_acc") for split in ("train", "val", "test")}
+    if not points["test"][0].size and final and final.get("test_acc") is not None:
+        points["test"] = (np.asarray([float(last_step)]), np.asarray([float(final["test_acc"])]))
+        final_only = True
+    else:
+        final_only = False
+    if len({e["step"] for e in evals}) == 1:
+        shown = [(split, 100 * v[-1]) for split, (_, v) in points.items() if v.size]
+        names = [split if not (split == "test" and final_only) else "test (final)" for split, _ in shown]
+        bars = ax.barh(names, [v for _, v in shown], color=[SPLIT_COLORS[sp] for sp, _ in shown])
+        ax.bar_label(bars, labels=[f"{v:.2f}%" for _, v in shown], padding=3, fontsize=9)
+        ax.set_xlim(0, 100)
+        ax.invert_yaxis()
+        ax.set_xlabel("accuracy (%)")
+        ax.set_title((title or "accuracy") + f" (one evaluation, step {last_step})")
+        ax.grid(alpha=0.3, axis="x")
+        return _to_png(fig)
+    for split, (s, v) in points.items():
+        if not s.size:
+            continue
+        if split == "test" and final_only:
+            ax.plot(s, 100 * v, "*", ms=10, color=SPLIT_COLORS[split], label="test (final)")
+        else:
             ax.plot(s, 100 * v, "o-", ms=3, color=SPLIT_COLORS[split], label=split)
-            ax.annotate(
-                f"{100 * v[-1]:.2f}%",
-                (s[-1], 100 * v[-1]),
-                fontsize=8,
-                xytext=(4, 0),
-                textcoords="offset points",
-                color=SPLIT_COLORS[split],
-            )
+        ax.annotate(
+            f"{100 * v[-1]:.2f}%",
+            (s[-1], 100 * v[-1]),
+            fontsize=8,
+            xytext=(4, 0),
+            textcoords="offset points",
+            color=SPLIT_COLORS[split],
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "accuracy")

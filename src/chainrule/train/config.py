@@ -567,14 +567,19 @@ def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     return from_dict(data, base, source=str(path))
 
 
+def changed_keys(cfg: TrainConfig, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The keys of `cfg` whose values differ from the defaults (`plain chainrule train`'s), but `skip`."""
+    default = TrainConfig()
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in skip and getattr(cfg, f.name) != getattr(default, f.name)
+    }
+
+
 def differs_from_default(cfg: TrainConfig) -> bool:
     """Whether `cfg` trains something other than the default recipe (another seed of it does not)."""
-    default = TrainConfig()
-    return any(
-        getattr(cfg, f.name) != getattr(default, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in BOOKKEEPING and f.name != "seed"
-    )
+    return bool(changed_keys(cfg, skip=(*BOOKKEEPING, "seed")))
 
 
 def resolve(

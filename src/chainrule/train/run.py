@@ -30,7 +30,7 @@ import numpy as np
 from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .budget import BudgetPlan, plan_budget
-from .config import ConfigError, TrainConfig, dumps, load_toml
+from .config import ConfigError, TrainConfig, changed_keys, dumps, load_toml
 from .engine import preflight
 from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
@@ -415,14 +415,16 @@ def _plots_and_report(
     from chainrule import report
 
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
+    # the settings that make this run what it is: not where it was written, nor its name
+    changed = _clean(changed_keys(cfg, skip=("name", "description", "out_dir", "run_dir")))
     if report.plotting_missing():  # said in the run's header: the report without its plots
-        report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, {})
+        report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, {}, changed)
         return
-    y = data.y_test
+    y, final = data.y_test, summary["final"]
     loss, lr, name = hist.loss[: hist.steps], hist.lr[: hist.steps], cfg.name
     sections = [  # (file, title, PNG bytes), in the report's order
         ("loss.png", "Loss", report.loss_curves(loss, hist.window, hist.evals, f"{name}: loss")),
-        ("accuracy.png", "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy")),
+        ("accuracy.png", "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy", final)),
         ("lr.png", "Learning rate", report.lr_curve(lr, f"{name}: learning rate")),
     ]
     if y.size:  # the test set's pictures (none without a test split)
@@ -446,7 +448,7 @@ def _plots_and_report(
     for fname, _, png in sections:
         report.save_png(png, run_dir / fname)
     images = {title: png for _, title, png in sections}
-    report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images)
+    report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images, changed)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
