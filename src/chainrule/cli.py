@@ -6,7 +6,7 @@
     chainrule train --recipe seed003-relu --print-config > mine.toml
     chainrule train --resume runs/20250101-120000-mnist
     chainrule evaluate runs/20250101-120000-mnist
-    chainrule predict runs/20250101-120000-mnist digit.png --invert
+    chainrule predict runs/20250101-120000-mnist digit.png   # dark on white paper: inverted, said
 
 Every field of `chainrule.train.TrainConfig` is a flag of `train`. Bad flags or values print one
 line on stderr and exit with status 2; other failures print one line and exit with 1.
@@ -251,7 +251,11 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files")
     p.add_argument("--top", type=int, default=3, help="how many classes to list per image [default: 3]")
     p.add_argument(
-        "--invert", action="store_true", help="invert gray levels (dark digits on white paper -> MNIST style)"
+        "--invert",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="invert gray levels (dark digits on white paper -> MNIST style) [default: for MNIST and "
+        "Fashion-MNIST runs, images whose border is brighter than their centre, with a note]",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
@@ -518,6 +522,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     res = predict_run(args.run, args.images, top=args.top, invert=args.invert, backend=args.backend)
+    for r in res:
+        if r["inverted"] and args.invert is None:
+            print(
+                f"chainrule: {r['image']}: dark on a light background (its border is brighter than its "
+                "centre): inverted to the data set's light-on-dark (--no-invert keeps it as it is)",
+                file=sys.stderr,
+            )
     if args.json:
         print(json.dumps(res, indent=1))
         return 0

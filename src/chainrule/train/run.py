@@ -680,20 +680,54 @@ def predict_proba(run: LoadedRun, x_uint8: np.ndarray, backend: str = "numpy") -
     return _softmax(_logits(run.model, z, backend, image_shape=shape, tta=run.cfg.tta).astype(np.float64))
 
 
+# data sets of light figures on a dark background (a photo of a digit on paper is the opposite)
+DARK_BACKGROUND = ("mnist", "fashion-mnist")
+
+
+def light_background(image: np.ndarray) -> bool:
+    """Whether a uint8 (C, H, W) image is dark on light: its border (the outer eighth) is brighter
+    than its centre (the middle half) and than mid-gray."""
+    g = image.astype(np.float64).mean(axis=0)
+    h, w = g.shape
+    b = max(1, min(h, w) // 8)
+    ring = np.ones((h, w), bool)
+    ring[b : h - b, b : w - b] = False
+    centre = g[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    border = float(g[ring].mean())
+    return centre.size > 0 and border >= 128 and border > float(centre.mean())
+
+
 def predict_run(
-    run_dir: str | Path, images: list[str], top: int = 3, invert: bool = False, backend: str = "numpy"
+    run_dir: str | Path,
+    images: list[str],
+    top: int = 3,
+    invert: bool | None = None,
+    backend: str = "numpy",
 ) -> list[dict[str, Any]]:
-    """Class and top-k probabilities for each image file."""
+    """Class and top-k probabilities for each image file. `invert` None (the default) inverts the
+    images of an MNIST or Fashion-MNIST run that are dark on light (`light_background`); True or
+    False inverts all or none. Each result says whether its image was inverted."""
     run = load_run(run_dir)
     shape = tuple(run.info["image_shape"])
-    x_u8 = np.stack([read_image(p, shape, invert) for p in images])  # type: ignore[arg-type]
+    x_u8 = np.stack([read_image(p, shape, bool(invert)) for p in images])  # type: ignore[arg-type]
+    if invert is None:
+        auto = run.info.get("dataset") in DARK_BACKGROUND
+        flipped = [auto and light_background(x) for x in x_u8]
+        x_u8 = np.stack([255 - x if f else x for x, f in zip(x_u8, flipped, strict=True)])
+    else:
+        flipped = [invert] * len(images)
     probs = predict_proba(run, x_u8, backend)
     classes = run.info["classes"]
     out = []
-    for path, p in zip(images, probs, strict=True):
+    for path, p, f in zip(images, probs, flipped, strict=True):
         order = np.argsort(-p)[: max(1, top)]
         out.append(
-            {"image": path, "class": classes[order[0]], "top": [(classes[i], float(p[i])) for i in order]}
+            {
+                "image": path,
+                "class": classes[order[0]],
+                "top": [(classes[i], float(p[i])) for i in order],
+                "inverted": bool(f),
+            }
         )
     return out
 
