@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chainrule import report
-from chainrule.sweep.report import group, rank_metric, ranked, wall_time
+from chainrule.sweep.report import group, rank_metric, ranked, trials_cell, wall_time
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -82,3 +82,47 @@ def test_value_labels_and_html_is_self_contained():
     assert "s&lt;1&gt;" in html and "desc &amp; more" in html and "diverged &lt;at&gt; step 3" in html
     assert "<a href='trials/a/'>a b</a>" in html and "<tr class='best'>" in html
     assert html.count("data:image/png;base64,") == 1 and not re.search(r"""src=['"](?!data:)""", html)
+
+
+def test_ties_in_accuracy_are_broken_by_the_validation_loss():
+    trials = [
+        row("a", {"lr": 0.07}, 0, val_acc=1.0, val_loss=0.0136),
+        row("b", {"lr": 0.07}, 1, val_acc=1.0, val_loss=0.0154),
+        row("c", {"lr": 0.3}, 0, val_acc=1.0, val_loss=1.8e-7),
+        row("d", {"lr": 0.3}, 1, val_acc=1.0, val_loss=3.6e-8),
+        row("e", {"lr": 0.003}, 0, val_acc=0.95, val_loss=0.81),
+    ]
+    for order in (trials, trials[::-1]):
+        assert [c.params["lr"] for c in ranked(group(order), "val_acc")] == [0.3, 0.07, 0.003]
+
+
+def _figure(monkeypatch, draw):
+    from chainrule.report import sweep_plots
+
+    monkeypatch.setattr(sweep_plots, "_to_png", lambda fig: fig)
+    return draw()
+
+
+def test_log_uniform_keys_get_a_log_axis_and_accuracy_axes_end_at_100(monkeypatch):
+    lrs = [0.0755, 0.0738, 0.00302, 0.00285]  # the demo's draws: less than two decades apart
+    means, stds = [100.0, 100.0, 93.0, 90.0], [0.0, 0.0, 3.0, 4.0]
+    (ax,) = _figure(monkeypatch, lambda: report.metric_by_value("lr", lrs, means, stds)).axes
+    assert ax.get_xscale() == "linear"  # by the spread alone
+    fig = _figure(monkeypatch, lambda: report.metric_by_value("lr", lrs, means, stds, log=True, cap=100))
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_ylim()[1] == 100.0
+    x = np.arange(1, 5, dtype=float)
+    runs = {"lr=0.07": [(x, np.full(4, 100.0)), (x, np.array([97.0, 99.0, 100.0, 100.0]))]}
+    (ax,) = _figure(monkeypatch, lambda: report.curve_bands(runs, cap=100)).axes
+    assert ax.get_ylim()[1] == 100.0
+    (ax,) = _figure(monkeypatch, lambda: report.curve_bands(runs)).axes
+    assert ax.get_ylim()[1] > 100.0  # the band of mean ± std, uncapped
+
+
+def test_a_trial_links_to_its_report_only_where_it_has_one(tmp_path):
+    (tmp_path / "trials" / "aaa").mkdir(parents=True)
+    (tmp_path / "trials" / "bbb").mkdir(parents=True)
+    (tmp_path / "trials" / "bbb" / "report.html").write_text("<html></html>")
+    assert trials_cell(tmp_path, "aaa ccc (failed)") == "aaa ccc (failed)"
+    assert trials_cell(tmp_path, "bbb aaa") == {"text": "bbb aaa", "href": "trials/bbb/report.html"}
+    assert trials_cell(tmp_path, "") == ""

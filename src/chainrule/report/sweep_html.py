@@ -92,7 +92,8 @@ def render_sweep_report(
     parts += [
         "<h2>Configurations, by mean validation accuracy</h2>",
         "<p class='muted'>mean ± std over the seeds of each configuration (sample std; n = seeds with a "
-        "result); a trial id links to its run folder's report.</p>",
+        "result); a trial id links to the trial's own report where it has one "
+        "(<code>chainrule sweep --trial-reports</code>).</p>",
         _rows_table(headers, rows, numeric, "trials", 0 if rows else None),
     ]
     f_headers, f_rows = failed

@@ -37,6 +37,11 @@ def _spread_out(pos: np.ndarray, log: bool) -> bool:
     return bool(np.min(np.diff(np.sort(t))) >= 0.06 * (t.max() - t.min()))
 
 
+def _cap(ax: Any, cap: float | None) -> None:
+    if cap is not None and ax.get_ylim()[1] > cap:
+        ax.set_ylim(top=cap)
+
+
 def metric_by_value(
     key: str,
     values: Sequence[Any],
@@ -44,6 +49,8 @@ def metric_by_value(
     stds: Sequence[float],
     ylabel: str = "validation accuracy (%)",
     title: str = "",
+    log: bool | None = None,
+    cap: float | None = None,
 ) -> bytes:
     """A metric against the values of one swept key.
 
@@ -52,6 +59,10 @@ def metric_by_value(
         values: the key's value for each configuration (several configurations may share a value
             when other keys are swept too).
         means, stds: the metric of each configuration, mean and std over its seeds.
+        log: a log x axis (a key drawn log-uniformly); None: where positive numbers span more
+            than two decades.
+        cap: the y axis ends there at the most (100 for an accuracy in %: a std bar cannot go
+            past it).
 
     Each configuration is a point with a ±std error bar; the line joins the best configuration at
     each value (with one swept key: simply every configuration). Numbers spanning more than two
@@ -70,7 +81,8 @@ def metric_by_value(
         distinct.sort()
         xs = np.asarray([float(v) for v in values])
         pos = np.asarray([float(v) for v in distinct])
-        log = bool(np.all(pos > 0) and pos.max() / pos.min() >= 100)
+        positive = bool(np.all(pos > 0))
+        log = positive and (pos.max() / pos.min() >= 100 if log is None else log)
     else:
         idx = {value_label(v): i for i, v in enumerate(distinct)}
         xs = np.asarray([idx[value_label(v)] for v in values], float)
@@ -94,6 +106,7 @@ def metric_by_value(
         color="tab:blue",
         capsize=3,
         label="a configuration (mean ± std over seeds)" if several else "mean ± std over seeds",
+        clip_on=cap is None,  # a point on the cap is drawn whole
     )
     best_x, best_y = [], []
     for p in pos:
@@ -125,6 +138,7 @@ def metric_by_value(
             fontsize=8,
         )
         ax.minorticks_off()
+    _cap(ax, cap)
     ax.set_xlabel(key)
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{ylabel} against {key}", fontsize=10)
@@ -140,6 +154,7 @@ def curve_bands(
     ylabel: str = "validation accuracy (%)",
     title: str = "",
     log_y: bool = False,
+    cap: float | None = None,
 ) -> bytes:
     """Learning curves, one colour per group, as the mean over the group's runs with a ±std band
     (seed 002's figure 5). Runs of a group are aligned on their x values (runs that stopped early
@@ -147,6 +162,7 @@ def curve_bands(
 
     Args:
         groups: label -> a list of (x, y) arrays, one pair per run (seed).
+        cap: the y axis ends there at the most (100 for an accuracy in %).
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -168,6 +184,7 @@ def curve_bands(
             ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
     if log_y:
         ax.set_yscale("log")
+    _cap(ax, cap)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title or ylabel, fontsize=10)
@@ -227,6 +244,7 @@ def rung_trajectories(
     trajectories: Sequence[tuple[Sequence[float], Sequence[float], bool]],
     ylabel: str = "validation accuracy (%)",
     title: str = "",
+    cap: float | None = None,
 ) -> bytes:
     """Successive halving: each trial's metric at the rungs it reached (x: fraction of its steps, log
     scale), trials that trained to the end in colour, pruned ones in grey.
@@ -263,6 +281,7 @@ def rung_trajectories(
         ax.plot(x, yy, "o-", ms=3, **style)
     if low is not None:
         ax.set_ylim(bottom=low)
+    _cap(ax, cap)
     ax.set_xscale("log")
     xs = sorted({round(float(v), 6) for x, _, _ in trajectories for v in x})
     if xs:

@@ -70,15 +70,17 @@ def _last_rung(c: Config, metric: str) -> tuple[int, float]:
 
 
 def ranked(configs: list[Config], metric: str) -> list[Config]:
-    """By the metric of the completed trials; then configurations pruned by successive halving, by
-    how far they got and their metric there; then the rest."""
+    """By the metric of the completed trials, ties (a saturated accuracy) broken by the mean
+    validation loss; then configurations pruned by successive halving, by how far they got and
+    their metric there; then the rest."""
 
-    def key(c: Config) -> tuple[int, float, float]:
+    def key(c: Config) -> tuple[int, float, float, float]:
         m = c.stat(metric)[0]
         if math.isfinite(m):
-            return (0, 0.0, -m if metric.endswith("_acc") else m)
+            loss = c.stat("val_loss")[0]
+            return (0, 0.0, -m if metric.endswith("_acc") else m, loss if math.isfinite(loss) else math.inf)
         rung, v = _last_rung(c, metric)
-        return (1, -rung, -v) if rung >= 0 else (2, 0.0, 0.0)
+        return (1, -rung, -v, 0.0) if rung >= 0 else (2, 0.0, 0.0, 0.0)
 
     return sorted(configs, key=key)
 
@@ -135,6 +137,11 @@ def curves(out_dir: Path, trials: list[dict[str, Any]], metric: str) -> list[tup
 
 def _scale(metric: str) -> float:
     return 100.0 if metric.endswith("_acc") else 1.0
+
+
+def _cap(metric: str) -> float | None:
+    """Where the metric's axis ends: an accuracy at 100%."""
+    return 100.0 if metric.endswith("_acc") else None
 
 
 def _metric_label(metric: str) -> str:
@@ -277,6 +284,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     images: dict[str, tuple[bytes, str]] = {}
     files: dict[str, bytes] = {}
     have = [c for c in configs if c.done]
+    log_keys = _log_uniform_keys(spec_text)
     for k in keys:
         sel = [c for c in have if k in c.params]
         if len({json.dumps(c.params[k]) for c in sel}) < 2:
@@ -289,6 +297,8 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             [scale * s[1] for s in stats],
             ylabel=_metric_label(metric),
             title=f"{name}: final {_metric_label(metric)} against {k}",
+            log=True if k in log_keys else None,
+            cap=_cap(metric),
         )
         files[f"{metric}_by_{k}.png"] = png
         images[f"{_metric_label(metric)} against {k}"] = (
@@ -327,6 +337,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 title=f"{name}: {_metric_label(m)}"
                 + (f", best configuration at each {ckey}" if ckey else ""),
                 log_y=m.endswith("loss"),
+                cap=_cap(m),
             )
             files[f"curves_{m}.png"] = png
             images[f"Learning curves: {_metric_label(m)}" + (f" by {ckey}" if ckey else "")] = (
@@ -353,7 +364,10 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             traj.append(([p[0] for p in pts], [p[1] for p in pts], finished))
         if traj:
             png = report.rung_trajectories(
-                traj, ylabel=_metric_label(halving.metric), title=f"{name}: successive halving"
+                traj,
+                ylabel=_metric_label(halving.metric),
+                title=f"{name}: successive halving",
+                cap=_cap(halving.metric),
             )
             files["halving.png"] = png
             images["Successive halving: the metric at each rung"] = (
@@ -390,13 +404,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             "mean over seeds" + (f"; each cell the best over {', '.join(others)}" if others else ""),
         )
 
-    table_rows = []
-    for row in rows:
-        ids = row[-1].split(" ")
-        first = ids[0] if ids else ""
-        page = "report.html" if (trial_dir(out_dir, first) / "report.html").is_file() else ""
-        linked = dict(text=row[-1], href=f"trials/{first}/{page}") if first else row[-1]
-        table_rows.append([*row[:-1], linked])
+    table_rows = [[*row[:-1], trials_cell(out_dir, row[-1])] for row in rows]
     text = report.render_sweep_report(
         name,
         description,
@@ -409,6 +417,16 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
         notes,
     )
     return text, files
+
+
+def trials_cell(out_dir: Path, text: str) -> Any:
+    """The trials column of a configuration: a link to its first trial's report.html where that
+    exists (trials train without one unless `--trial-reports`), else plain text (a link to a folder
+    opens nothing useful in a browser)."""
+    first = text.split(" ")[0]
+    if first and (trial_dir(out_dir, first) / "report.html").is_file():
+        return {"text": text, "href": f"trials/{first}/report.html"}
+    return text
 
 
 def _values(configs: list[Config], key: str) -> list[Any]:
@@ -461,6 +479,19 @@ def summary_line(out_dir: str | Path) -> str:
         if metric == "val_acc":
             line += f", test {_pm(b.stat('test_acc'))}%"
     return line
+
+
+def _log_uniform_keys(spec_text: str) -> set[str]:
+    """The keys the spec draws log-uniformly ([random]): plotted on a log axis."""
+    import tomllib
+
+    try:
+        table = tomllib.loads(spec_text).get("random", {})
+    except tomllib.TOMLDecodeError:
+        return set()
+    if not isinstance(table, dict):
+        return set()
+    return {str(k) for k, v in table.items() if isinstance(v, dict) and "log_uniform" in v}
 
 
 def _scale_by(spec_text: str) -> dict[str, str]:
