@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from chainrule.layout import LEGACY_LOCK
+
 
 def _default_mode() -> int:
     # mkstemp creates files 0600; a plain open() would give 0666 minus the umask.
@@ -113,9 +115,6 @@ def human_size(n: float) -> str:
     raise AssertionError
 
 
-LOCK_NAME = ".lock"  # the lock file of older sweep folders (now the folder itself is locked)
-
-
 class FolderBusy(RuntimeError):
     """Another process holds the folder's lock."""
 
@@ -160,4 +159,4 @@ class FolderLock:
 
 def holds_files(folder: str | os.PathLike[str]) -> bool:
     """Whether an existing folder holds anything (an old sweep's lock file aside)."""
-    return any(p.name != LOCK_NAME for p in Path(folder).iterdir())
+    return any(p.name != LEGACY_LOCK for p in Path(folder).iterdir())

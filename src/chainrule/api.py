@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule.train.config import ConfigError, TrainConfig, load_toml, resolve
 from chainrule.train.history import read_metrics
 
@@ -44,8 +45,8 @@ class Run:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        if not (self.run_dir / "config.toml").is_file():
-            raise ConfigError(f"{self.run_dir} is not a chainrule run folder (it has no config.toml)")
+        if not layout.is_run_folder(self.run_dir):
+            raise ConfigError(f"{self.run_dir} is not a chainrule run folder (it has no {layout.CONFIG})")
         self._loaded: Any = None
 
     def __repr__(self) -> str:
@@ -57,12 +58,13 @@ class Run:
     @property
     def summary(self) -> dict[str, Any]:
         """summary.json ({} while the run has not finished)."""
+        path = self.run_dir / layout.SUMMARY
         try:
-            return json.loads((self.run_dir / "summary.json").read_text(encoding="utf-8"))
+            return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except ValueError as e:
-            raise ConfigError(f"{self.run_dir / 'summary.json'} is damaged: {e}") from None
+            raise ConfigError(f"{path} is damaged: {e}") from None
 
     @property
     def status(self) -> str:
@@ -70,12 +72,12 @@ class Run:
 
     @property
     def history(self) -> History:
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / layout.METRICS
         return History(read_metrics(path) if path.is_file() else [])
 
     @property
     def config(self) -> TrainConfig:
-        return load_toml(self.run_dir / "config.toml")
+        return load_toml(self.run_dir / layout.CONFIG)
 
     def _model(self) -> Any:
         if self._loaded is None:
@@ -139,7 +141,7 @@ class Run:
 
     def _curves(self) -> dict[str, bytes]:
         """The run folder's loss and accuracy plots, or (a sweep trial has none) drawn from the history."""
-        files = {"loss": self.run_dir / "loss.png", "accuracy": self.run_dir / "accuracy.png"}
+        files = {"loss": self.run_dir / layout.LOSS_PNG, "accuracy": self.run_dir / layout.ACCURACY_PNG}
         if all(p.is_file() for p in files.values()):
             return {cap: p.read_bytes() for cap, p in files.items()}
         evals = self.history

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any, NoReturn
 
+from chainrule import layout
 from chainrule._io import did_you_mean, one_line
 from chainrule.train.config import (
     FIELDS,
@@ -182,7 +183,8 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
         "train",
         help="train a model and write a run folder",
         usage="%(prog)s [options]",
-        description="Train a model and write a run folder (config, metrics, model, plots, report.html).\n"
+        description="Train a model and write a run folder (config, metrics, model, plots, "
+        f"{layout.REPORT}).\n"
         "Values come from the defaults, then --recipe, then --config, then the flags.",
         epilog=TRAIN_EXAMPLES
         + (
@@ -233,7 +235,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     e = sub.add_parser(
         "evaluate",
         help="print the test metrics of a finished run",
-        description="Load RUN/model.npz and print its test loss and accuracy.",
+        description=f"Load RUN/{layout.MODEL} and print its test loss and accuracy.",
     )
     e.add_argument("run", metavar="RUN", help="run folder")
     e.add_argument("--data-dir", help="data folder (default: as for train)")
@@ -267,7 +269,8 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
         help="train the NumPy and the torch engine side by side and compare them step by step",
         description="Build the NumPy and the torch MLP from the same config and seed, feed both the same "
         "batches, and record per step each engine's loss and the largest relative difference of loss and "
-        "parameters: compare.csv, compare.png and summary.json in <out-dir>/<time>-compare-<name>/. "
+        f"parameters: {layout.COMPARE_CSV}, {layout.COMPARE_PNG} and {layout.SUMMARY} in "
+        "<out-dir>/<time>-compare-<name>/. "
         "Takes the train flags; --steps defaults to 100. Use --dtype float64 to see agreement to "
         "about 1e-15; float32 shows the rounding drift. Dropout is refused (the engines draw different "
         "masks). Listed here are the keys compare uses; the other train flags are accepted and change "
@@ -371,9 +374,10 @@ def _add_sweep_parsers(sub: Any) -> None:
     s = sub.add_parser(
         "sweep",
         help="run a grid/random search over training configs (with repeated seeds)",
-        description="Run every trial of a sweep spec (TOML) into DIR: trials/<id>/ run folders, sweep.db "
-        "(SQLite), trials.csv and report.html. A DIR that holds the same sweep is extended: finished trials "
-        "never run again. `chainrule sweeps` lists the shipped specs.",
+        description="Run every trial of a sweep spec (TOML) into DIR: "
+        f"{layout.TRIALS_DIR}/<id>/ run folders, {layout.SWEEP_DB} (SQLite), {layout.TRIALS_CSV} and "
+        f"{layout.REPORT}. A DIR that holds the same sweep is extended: finished trials never run again. "
+        "`chainrule sweeps` lists the shipped specs.",
     )
     s.add_argument("spec", nargs="?", metavar="SPEC", help="spec file, or the name of a shipped spec")
     s.add_argument("--out", metavar="DIR", help="sweep folder [default: sweeps/<name>]")
@@ -387,9 +391,9 @@ def _add_sweep_parsers(sub: Any) -> None:
     )
     s.add_argument("--retry-failed", action="store_true", help="run the failed trials again")
     s.add_argument(
-        "--trial-reports", action="store_true", help="plots and report.html in every trial folder too"
+        "--trial-reports", action="store_true", help=f"plots and {layout.REPORT} in every trial folder too"
     )
-    s.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    s.add_argument("--no-report", action="store_true", help=f"do not write {layout.REPORT} at the end")
     s.add_argument(
         "-q", "--quiet", action="store_true", help="no progress display; print only the final line"
     )
@@ -397,7 +401,8 @@ def _add_sweep_parsers(sub: Any) -> None:
     r = sub.add_parser(
         "sweep-report",
         help="(re)write the report of a sweep",
-        description="Write DIR/report.html and its PNGs from DIR/sweep.db and the trial folders.",
+        description=f"Write DIR/{layout.REPORT} and its PNGs from DIR/{layout.SWEEP_DB} and the trial "
+        "folders.",
     )
     r.add_argument("dir", metavar="DIR", help="sweep folder")
     r.add_argument("--curves-key", metavar="KEY", help="swept key that groups the learning curves")
@@ -429,9 +434,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             )
         from pathlib import Path
 
-        if not (Path(args.resume) / "config.toml").is_file():
-            raise UsageError(f"--resume {args.resume}: not a run folder (no config.toml there)")
-        return resolve(changes=flags, base=load_toml(Path(args.resume) / "config.toml"))
+        if not layout.is_run_folder(args.resume):
+            raise UsageError(f"--resume {args.resume}: not a run folder (no {layout.CONFIG} there)")
+        return resolve(changes=flags, base=load_toml(Path(args.resume) / layout.CONFIG))
     return resolve(args.recipe, args.config, flags)
 
 
@@ -578,8 +583,8 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.resume:
         if args.out:
             raise UsageError("--out cannot be given with --resume (the sweep stays in its folder)")
-        if not (Path(args.resume) / "sweep.db").is_file():
-            raise UsageError(f"--resume {args.resume}: not a sweep folder (no sweep.db there)")
+        if not layout.is_sweep_folder(args.resume):
+            raise UsageError(f"--resume {args.resume}: not a sweep folder (no {layout.SWEEP_DB} there)")
         spec, out = None, args.resume
     else:
         path = Path(args.spec)

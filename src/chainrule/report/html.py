@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chainrule import layout
 from chainrule._io import atomic_write_text
 
 CSS = """
@@ -58,7 +59,10 @@ def _eval_table(evals: Sequence[dict[str, Any]], max_rows: int = 60) -> str:
     if len(shown) > max_rows:  # keep the first, the last, and evenly spaced rows in between
         idx = sorted({round(i * (len(shown) - 1) / (max_rows - 1)) for i in range(max_rows)})
         shown = [shown[i] for i in idx]
-        note = f'<p class="muted">{len(shown)} of {len(evals)} evaluations shown; metrics.csv has all.</p>'
+        note = (
+            f'<p class="muted">{len(shown)} of {len(evals)} evaluations shown; '
+            f"{layout.METRICS_CSV} has all.</p>"
+        )
     head = "".join(f"<th>{c}</th>" for c in cols)
     rows = []
     for e in shown:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import atomic_write_text
 
 from .index import RunRecord, RunsError, differing_keys, read_run
@@ -20,7 +21,7 @@ MAX_POINTS = 2000  # per-step curves are thinned to about this many points
 
 def read_evals(run_dir: Path) -> list[dict[str, Any]]:
     """metrics.jsonl's records ([] when absent; a torn last line of a running run is skipped)."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / layout.METRICS
     if not path.is_file():
         return []
     out = []
@@ -34,7 +35,7 @@ def read_evals(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_step_lr(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(step, lr) of every step from steps.csv, thinned to about MAX_POINTS; empty when absent."""
-    path = run_dir / "steps.csv"
+    path = run_dir / layout.STEPS_CSV
     if not path.is_file():
         return np.empty(0), np.empty(0)
     with path.open(encoding="utf-8", newline="") as f:

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chainrule import layout
 from chainrule._io import did_you_mean
 from chainrule.train.config import BOOKKEEPING, ConfigError
 
@@ -108,23 +109,23 @@ def _read_json(path: Path) -> dict[str, Any]:
 def read_run(run_dir: str | Path, sweep: Path | None = None, db_status: str | None = None) -> RunRecord:
     """The record of one run folder (`RunsError` if it is none, or its config.toml is damaged)."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.toml"
+    cfg_path = run_dir / layout.CONFIG
     try:
         config = _flat_toml(cfg_path)
         started = datetime.fromtimestamp(cfg_path.stat().st_mtime)
     except FileNotFoundError:
-        raise RunsError(f"{run_dir} is not a run folder (no config.toml) nor a sweep folder") from None
+        raise RunsError(f"{run_dir} is not a run folder (no {layout.CONFIG}) nor a sweep folder") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RunsError(f"{cfg_path} cannot be read: {' '.join(str(e).split())}") from None
-    summary = _read_json(run_dir / "summary.json")
-    if sweep is None and run_dir.parent.name == "trials" and is_sweep(run_dir.parent.parent):
-        sweep = run_dir.parent.parent  # a trial folder given by itself is still named after its sweep
+    summary = _read_json(run_dir / layout.SUMMARY)
+    if sweep is None:  # a trial folder given by itself is still named after its sweep
+        sweep = layout.sweep_of_trial(run_dir)
     if db_status in (None, "completed") and summary.get("status"):
         status = summary["status"]
     elif db_status:
         status = db_status
     else:
-        status = "failed" if (run_dir / "error.log").exists() else "unfinished"
+        status = "failed" if (run_dir / layout.ERROR_LOG).exists() else "unfinished"
     name = f"{sweep.name}/{run_dir.name}" if sweep is not None else str(config.get("name", run_dir.name))
     return RunRecord(run_dir, name, status, config, summary, sweep, started)
 
@@ -132,7 +133,7 @@ def read_run(run_dir: str | Path, sweep: Path | None = None, db_status: str | No
 def _sweep_statuses(sweep_dir: Path) -> dict[str, str]:
     """trial id -> status from the sweep's database, opened read-only ({} if it cannot be read)."""
     try:
-        con = sqlite3.connect(f"file:{sweep_dir / 'sweep.db'}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{sweep_dir / layout.SWEEP_DB}?mode=ro", uri=True)
         try:
             return dict(con.execute("SELECT trial_id, status FROM trials ORDER BY number"))
         finally:
@@ -144,13 +145,9 @@ def _sweep_statuses(sweep_dir: Path) -> dict[str, str]:
 def read_sweep(sweep_dir: Path) -> list[RunRecord]:
     """The trials of a sweep folder that have a run folder, in the database's order."""
     statuses = _sweep_statuses(sweep_dir)
-    on_disk = {p.name: p for p in (sweep_dir / "trials").glob("*/") if (p / "config.toml").is_file()}
+    on_disk = {p.name: p for p in (sweep_dir / layout.TRIALS_DIR).glob("*/") if layout.is_run_folder(p)}
     order = [t for t in statuses if t in on_disk] + sorted(set(on_disk) - set(statuses))
     return [read_run(on_disk[t], sweep=sweep_dir, db_status=statuses.get(t)) for t in order]
-
-
-def is_sweep(path: Path) -> bool:
-    return (path / "sweep.db").is_file()
 
 
 def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
@@ -161,16 +158,16 @@ def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
         path = Path(given)
         if not path.is_dir():
             raise RunsError(f"{path} is not a folder")
-        if is_sweep(path):
+        if layout.is_sweep_folder(path):
             found = read_sweep(path)
-        elif (path / "config.toml").is_file():
+        elif layout.is_run_folder(path):
             found = [read_run(path)]
         else:
             found = []
             for child in sorted(p for p in path.iterdir() if p.is_dir()):
-                if is_sweep(child):
+                if layout.is_sweep_folder(child):
                     found += read_sweep(child)
-                elif (child / "config.toml").is_file():
+                elif layout.is_run_folder(child):
                     found.append(read_run(child))
         records += found
     return records

@@ -6,7 +6,7 @@
     run_sweep(None, "sweeps/lr")                # resume after a crash (the database is enough)
 
 A sweep folder holds `sweep.db` (SQLite, the coordinator's store), `spec.toml`, `trials.csv`,
-`trials/<id>/` (ordinary run folders), `report.html` and its PNGs (the names: `layout`). See
+`trials/<id>/` (ordinary run folders), `report.html` and its PNGs (the names: `chainrule.layout`). See
 README's "Sweeps". Where things live: `spec` (parse and expand), `store` (SQLite), `runner` (the
 coordinator), `worker` and `backends` (where trials run), `halving`, `report`, `progress`.
 """

@@ -1,32 +1,15 @@
-"""What a sweep folder holds, by name: the one place that knows its file names.
-
-    DIR/sweep.db        the coordinator's SQLite store (`store.Store`)
-    DIR/spec.toml       the spec the sweep was started from
-    DIR/trials.csv      one row per trial (`runner.write_csv`)
-    DIR/trials/<id>/    each trial's run folder (`chainrule.train.run`)
-    DIR/report.html     the report and its PNGs (`report.write_sweep_report`)
-    (the folder itself is flock-ed by the coordinator: chainrule._io.FolderLock)
-
-The runner and the report both read it; neither imports the other for it.
+"""A sweep folder's own pieces beside its file names (which `chainrule.layout` holds: sweep.db,
+spec.toml, trials.csv, trials/<id>/, report.html): the error a sweep folder raises and the swept
+keys of its trials. The runner and the report both read it; neither imports the other for it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-DB_NAME = "sweep.db"
-SPEC_NAME = "spec.toml"
-CSV_NAME = "trials.csv"
-REPORT_NAME = "report.html"
 
 
 class SweepError(RuntimeError):
     """The sweep cannot run (folder taken, not a sweep folder, ...): one line."""
-
-
-def trial_dir(out_dir: Path, trial_id: str) -> Path:
-    return out_dir / "trials" / trial_id
 
 
 def swept_keys(trials: list[dict[str, Any]]) -> list[str]:

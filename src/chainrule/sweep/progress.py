@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from chainrule import layout
 from chainrule.train.progress import fmt_time, rich_progress
 
 
@@ -25,7 +26,7 @@ def describe(params: dict[str, Any]) -> str:
 def last_eval(run_dir: Path) -> dict[str, Any] | None:
     """The last record of a trial's metrics.jsonl (written atomically by the trainer), or None."""
     try:
-        text = (run_dir / "metrics.jsonl").read_bytes()
+        text = (run_dir / layout.METRICS).read_bytes()
     except OSError:
         return None
     lines = text.rstrip(b"\n").rsplit(b"\n", 1)

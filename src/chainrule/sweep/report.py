@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import atomic_write_text
 
-from .layout import DB_NAME, REPORT_NAME, SweepError, swept_keys, trial_dir
+from .layout import SweepError, swept_keys
 from .spec import halving_of, sampler_of
 from .store import STATUSES, Store, StoreError
 
@@ -123,7 +124,7 @@ def curves(out_dir: Path, trials: list[dict[str, Any]], metric: str) -> list[tup
 
     runs = []
     for t in trials:
-        path = trial_dir(out_dir, t["trial_id"]) / "metrics.jsonl"
+        path = layout.trial_dir(out_dir, t["trial_id"]) / layout.METRICS
         try:
             evals = read_metrics(path)
         except (OSError, ValueError):
@@ -162,9 +163,9 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
 
     out_dir = Path(out_dir)
     try:
-        store = Store(out_dir / DB_NAME, readonly=True)
+        store = Store(out_dir / layout.SWEEP_DB, readonly=True)
     except StoreError:
-        raise SweepError(f"{out_dir} is not a sweep folder (no readable {DB_NAME} there)") from None
+        raise SweepError(f"{out_dir} is not a sweep folder (no readable {layout.SWEEP_DB} there)") from None
     with store:
         trials = store.trials()
         rung_rows = store.rungs()
@@ -191,7 +192,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             + ", ".join(f"{f:.3g}" for f in halving.fractions)
             + f" of each trial's steps, the best 1/{halving.reduction_factor} at a rung going on. "
             f"{counts['pruned']} trial(s) were pruned; the statistics use completed trials only "
-            "(a pruned trial's figures at its last rung are in trials.csv)."
+            f"(a pruned trial's figures at its last rung are in {layout.TRIALS_CSV})."
         )
     if sampler_of(spec_text) == "tpe":
         notes.append(
@@ -300,7 +301,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             log=True if k in log_keys else None,
             cap=_cap(metric),
         )
-        files[f"{metric}_by_{k}.png"] = png
+        files[layout.by_value_png(metric, k)] = png
         images[f"{_metric_label(metric)} against {k}"] = (
             png,
             "each point a configuration, mean ± std over its seeds"
@@ -339,7 +340,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 log_y=m.endswith("loss"),
                 cap=_cap(m),
             )
-            files[f"curves_{m}.png"] = png
+            files[layout.curves_png(m)] = png
             images[f"Learning curves: {_metric_label(m)}" + (f" by {ckey}" if ckey else "")] = (
                 png,
                 "mean ± std over seeds at each evaluation"
@@ -369,7 +370,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 title=f"{name}: successive halving",
                 cap=_cap(halving.metric),
             )
-            files["halving.png"] = png
+            files[layout.HALVING_PNG] = png
             images["Successive halving: the metric at each rung"] = (
                 png,
                 "each line a trial; in colour the trials promoted to the end, in grey the pruned ones",
@@ -398,7 +399,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             title=f"{name}: {_metric_label(metric)}"
             + (" (best over " + ", ".join(others) + ")" if others else ""),
         )
-        files[f"heatmap_{rk}_{ck}.png"] = png
+        files[layout.heatmap_png(rk, ck)] = png
         images[f"Heatmap: {rk} x {ck}"] = (
             png,
             "mean over seeds" + (f"; each cell the best over {', '.join(others)}" if others else ""),
@@ -424,8 +425,8 @@ def trials_cell(out_dir: Path, text: str) -> Any:
     exists (trials train without one unless `--trial-reports`), else plain text (a link to a folder
     opens nothing useful in a browser)."""
     first = text.split(" ")[0]
-    if first and (trial_dir(out_dir, first) / "report.html").is_file():
-        return {"text": text, "href": f"trials/{first}/report.html"}
+    if first and (layout.trial_dir(out_dir, first) / layout.REPORT).is_file():
+        return {"text": text, "href": f"{layout.TRIALS_DIR}/{first}/{layout.REPORT}"}
     return text
 
 
@@ -457,14 +458,14 @@ def write_sweep_report(out_dir: str | Path, curves_key: str | None = None) -> Pa
         from chainrule.report import save_png
 
         save_png(png, out_dir / fname)
-    return atomic_write_text(out_dir / REPORT_NAME, text)
+    return atomic_write_text(out_dir / layout.REPORT, text)
 
 
 def summary_line(out_dir: str | Path) -> str:
     """`sweep NAME: 12 trials: 11 completed, 1 failed; best lr=0.1: val 97.12 ± 0.10% (n=3), test ...`"""
     from chainrule.report import value_label
 
-    with Store(Path(out_dir) / DB_NAME, readonly=True) as store:
+    with Store(Path(out_dir) / layout.SWEEP_DB, readonly=True) as store:
         trials = store.trials()
         name = store.get_meta("name") or Path(out_dir).name
     counts = {s: sum(t["status"] == s for t in trials) for s in STATUSES}

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chainrule import layout
 from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .backends import LocalPool, RayPool, available_cores
 from .halving import Rungs
-from .layout import CSV_NAME, DB_NAME, SPEC_NAME, SweepError, swept_keys, trial_dir
+from .layout import SweepError, swept_keys
 from .progress import SweepProgress
 from .spec import SweepSpec, halving_of, parse_spec, sampler_of
 from .store import ENDED, Store
@@ -89,7 +90,7 @@ def write_csv(store: Store, out_dir: Path) -> Path:
             + [_cell(t["params"].get(k)) for k in keys]
             + [_cell(t.get(c)) for c in fields]
         )
-    return atomic_write_text(out_dir / CSV_NAME, buf.getvalue())
+    return atomic_write_text(out_dir / layout.TRIALS_CSV, buf.getvalue())
 
 
 def _check_data(trials: list[dict[str, Any]]) -> None:
@@ -110,9 +111,9 @@ def _check_data(trials: list[dict[str, Any]]) -> None:
 
 
 def open_sweep(out_dir: Path) -> Store:
-    if not (out_dir / DB_NAME).is_file():
-        raise SweepError(f"{out_dir} is not a sweep folder (no {DB_NAME} there)")
-    return Store(out_dir / DB_NAME)
+    if not layout.is_sweep_folder(out_dir):
+        raise SweepError(f"{out_dir} is not a sweep folder (no {layout.SWEEP_DB} there)")
+    return Store(out_dir / layout.SWEEP_DB)
 
 
 def run_sweep(
@@ -153,10 +154,11 @@ def run_sweep(
         store.close()
     elif out.exists() and not out.is_dir():
         raise SweepError(f"{out} is a file, not a sweep folder: use another --out")
-    elif out.is_dir() and not (out / DB_NAME).is_file() and holds_files(out):
+    elif out.is_dir() and not layout.is_sweep_folder(out) and holds_files(out):
         # the user's own files are never overwritten (report.html, trials.csv, spec.toml ...)
         raise SweepError(
-            f"{out} is not empty and is not a chainrule sweep folder (no {DB_NAME}): use another --out"
+            f"{out} is not empty and is not a chainrule sweep folder (no {layout.SWEEP_DB}): "
+            "use another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -195,7 +197,7 @@ def _run_locked(
     trial_reports: bool,
 ) -> SweepResult:
     t_start = time.perf_counter()
-    with Store(out / DB_NAME) as store:
+    with Store(out / layout.SWEEP_DB) as store:
         new: list[str] = []
         if spec is not None:
             old_name = store.get_meta("name")
@@ -207,7 +209,7 @@ def _run_locked(
             store.set_meta("name", spec.name)
             store.set_meta("description", spec.description)
             store.set_meta("spec", spec.text)
-            atomic_write_text(out / SPEC_NAME, spec.text)
+            atomic_write_text(out / layout.SPEC, spec.text)
             new = store.add_trials(spec.trials)
         if retry_failed:
             store.reset(t["trial_id"] for t in store.trials("failed"))
@@ -282,8 +284,8 @@ def _run_locked(
                         if job is None:
                             break
                         t, target, promoted = job
-                        run_dir = trial_dir(out, t["trial_id"])
-                        resumed = (run_dir / "checkpoint.npz").is_file()
+                        run_dir = layout.trial_dir(out, t["trial_id"])
+                        resumed = (run_dir / layout.CHECKPOINT).is_file()
                         store.mark_running(t["trial_id"], target)
                         task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
                         if rungs is not None and target is not None:
@@ -337,7 +339,7 @@ def _tpe_search(spec: SweepSpec | None, store: Store, out: Path) -> Any:
     from .tpe import TPESearch  # imports Optuna: only for a sweep that uses it
 
     if spec is None:
-        spec = parse_spec(text, source=f"{out / SPEC_NAME} (as stored in {DB_NAME})")
+        spec = parse_spec(text, source=f"{out / layout.SPEC} (as stored in {layout.SWEEP_DB})")
     return TPESearch(spec, store.trials())
 
 
@@ -371,7 +373,9 @@ def _ask(
         store.mark_failed(trial.trial_id, error)
         row["status"] = "failed"
         search.tell(trial.trial_id, "failed", {})
-        progress.started(trial.trial_id, trial.params, trial_dir(out, trial.trial_id), trial.seed, False)
+        progress.started(
+            trial.trial_id, trial.params, layout.trial_dir(out, trial.trial_id), trial.seed, False
+        )
         progress.finished(trial.trial_id, "failed", {}, error)
     return None
 
@@ -432,7 +436,7 @@ def _report(out: Path, progress: SweepProgress) -> Path | None:
 
     missing = plotting_missing()
     if missing:
-        progress.message(missing.replace("no plots", "no report") + "; trials.csv has the results")
+        progress.message(missing.replace("no plots", "no report") + f"; {layout.TRIALS_CSV} has the results")
         return None
     from .report import write_sweep_report
 

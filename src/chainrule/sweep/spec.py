@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import did_you_mean
 from chainrule.train.config import (
     BOOKKEEPING,
@@ -101,8 +102,8 @@ NOT_IN_ID = BOOKKEEPING  # not in a trial's id
 SWEEP_OWNED = {
     "seed": "the seeds come from the top-level `seeds` key",
     "name": "trials are named after the sweep (top-level `name`)",
-    "out_dir": "trials go to DIR/trials/<id> (chainrule sweep --out DIR)",
-    "run_dir": "trials go to DIR/trials/<id> (chainrule sweep --out DIR)",
+    "out_dir": f"trials go to DIR/{layout.TRIALS_DIR}/<id> (chainrule sweep --out DIR)",
+    "run_dir": f"trials go to DIR/{layout.TRIALS_DIR}/<id> (chainrule sweep --out DIR)",
 }
 
 

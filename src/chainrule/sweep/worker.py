@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from chainrule import layout
 from chainrule._io import one_line
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CHAINRULE_NUM_THREADS")
@@ -132,13 +133,13 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         from chainrule.train.trainer import RunStatus
 
         cfg = from_dict(task["config"], TrainConfig(), source=f"trial {tid}").replace(run_dir=str(run_dir))
-        summary_path = run_dir / "summary.json"
+        summary_path = run_dir / layout.SUMMARY
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
             if summary.get("status") in RunStatus.ended():  # ended before the coordinator could record it
                 return _finish(out, summary, t0)
         resume = None
-        if (run_dir / "config.toml").is_file() and (run_dir / "checkpoint.npz").is_file():
+        if layout.is_run_folder(run_dir) and (run_dir / layout.CHECKPOINT).is_file():
             resume = run_dir
             out["resumed"] = True
         elif run_dir.exists():  # started but not as far as a first checkpoint: start afresh
@@ -164,7 +165,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
         out.update(status="failed", error=one_line(e, with_type=True), wall_s=time.perf_counter() - t0)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            (run_dir / layout.ERROR_LOG).write_text(traceback.format_exc(), encoding="utf-8")
         except OSError:
             pass
         return out

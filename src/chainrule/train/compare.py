@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import atomic_write_text
 
 from .config import ConfigError, TrainConfig
@@ -159,11 +160,11 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> Path:
     from chainrule import report
 
     folder = new_run_dir(c.cfg.replace(out_dir=str(out_dir), run_dir=None, name=f"compare-{c.cfg.name}"))
-    atomic_write_text(folder / "compare.csv", c.csv())
+    atomic_write_text(folder / layout.COMPARE_CSV, c.csv())
     summary = {**c.summary(), "line": summary_line(c), "config": c.cfg.to_dict()}
-    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(folder / layout.SUMMARY, json.dumps(summary, indent=1) + "\n")
     png = report.engine_comparison_plot(
         c.loss["numpy"], c.loss["torch"], c.loss_rel, c.param_rel, title=f"{c.cfg.name}: {c.cfg.dtype}"
     )
-    report.save_png(png, folder / "compare.png")
+    report.save_png(png, folder / layout.COMPARE_PNG)
     return folder

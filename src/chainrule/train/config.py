@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from chainrule import layout
 from chainrule._io import did_you_mean
 
 from .registry import ENGINES
@@ -142,7 +143,7 @@ class TrainConfig:
     precision: str = _f(
         "auto",
         "torch: fp32, or bf16 autocast for matrix products; auto times a few steps of both and takes "
-        "bf16 only when it is at least 10% faster here (the run's config.toml records the choice)",
+        f"bf16 only when it is at least 10% faster here (the run's {layout.CONFIG} records the choice)",
         "torch",
         PRECISIONS,
     )
@@ -245,7 +246,7 @@ class TrainConfig:
     time_budget: float | None = _f(
         None,
         "train for this many seconds: a few seconds of timing on this machine fix the number of steps "
-        "(overrides --epochs and --steps; config.toml records the steps)",
+        f"(overrides --epochs and --steps; {layout.CONFIG} records the steps)",
         "train",
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import atomic_write_text
 
 EVAL_FIELDS = (
@@ -107,14 +108,14 @@ class History:
         """metrics.jsonl and metrics.csv: one record per evaluation."""
         run_dir = Path(run_dir)
         atomic_write_text(
-            run_dir / "metrics.jsonl", "".join(json.dumps(_jsonable(e)) + "\n" for e in self.evals)
+            run_dir / layout.METRICS, "".join(json.dumps(_jsonable(e)) + "\n" for e in self.evals)
         )
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(EVAL_FIELDS)
         for e in self.evals:
             w.writerow(["" if e.get(k) is None else e[k] for k in EVAL_FIELDS])
-        atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+        atomic_write_text(run_dir / layout.METRICS_CSV, buf.getvalue())
 
     def write_steps(self, run_dir: str | Path) -> None:
         """steps.csv: one row per step (loss, lr) with the window mean on each window's last step."""
@@ -126,7 +127,7 @@ class History:
         for i in range(self.steps):
             m = mean_at.get(i + 1)
             lines.append(f"{i + 1},{loss[i]!r},{lr[i]!r},{'' if m is None else repr(m)}")
-        atomic_write_text(run_dir / "steps.csv", "\n".join(lines) + "\n")
+        atomic_write_text(run_dir / layout.STEPS_CSV, "\n".join(lines) + "\n")
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,8 @@
 """A training run from config to run folder, and `evaluate` / `predict` on a finished run.
 
-Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomically:
-
-    config.toml       the resolved config (`chainrule train --config` reproduces the run)
-    preprocess.json   data set, classes, image shape, the standardization mean/std
-    checkpoint.npz    resumable state (model, optimizer, schedule, positions, rng states, history)
-    metrics.jsonl/csv one record per evaluation (train/val/test loss and accuracy, lr, time)
-    steps.csv         per-step training loss and lr, and the windowed mean
-    model.npz         the final model (`chainrule.nn.load`)
-    loss.png accuracy.png lr.png confusion.png predictions.png
-    summary.json      final and best metrics, status, steps, time
-    report.html       all of the above in one self-contained page
+Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomically: its files
+are named in `chainrule.layout` (config.toml, preprocess.json, checkpoint.npz, metrics.jsonl/csv,
+steps.csv, model.npz, the PNGs, summary.json, report.html).
 """
 
 from __future__ import annotations
@@ -27,6 +19,7 @@ from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .budget import BudgetPlan, plan_budget
@@ -35,7 +28,7 @@ from .engine import preflight
 from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
 from .progress import Progress
-from .trainer import CHECKPOINT, FitResult, Trainer, build_schedule
+from .trainer import FitResult, Trainer, build_schedule
 
 
 @dataclass
@@ -50,7 +43,7 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     """`cfg.run_dir` if set, else a fresh `<out_dir>/<timestamp>-<name>` (suffixed if taken)."""
     if cfg.run_dir:
         path = Path(cfg.run_dir)
-        if (path / "config.toml").exists():
+        if (path / layout.CONFIG).exists():
             raise ConfigError(f"run folder {path} already holds a run; use --resume {path} or another folder")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"run_dir {path} is a file, not a folder")
@@ -76,7 +69,7 @@ def new_run_dir(cfg: TrainConfig) -> Path:
 def _remove_unstarted(run_dir: Path) -> None:
     """Remove what `train_run` wrote into a new run folder before training could start, then the
     folder if nothing else is in it (a `--run-dir` the user filled is left alone)."""
-    for name in ("config.toml", "preprocess.json", CHECKPOINT):
+    for name in (layout.CONFIG, layout.PREPROCESS, layout.CHECKPOINT):
         (run_dir / name).unlink(missing_ok=True)
     try:
         run_dir.rmdir()
@@ -214,16 +207,16 @@ def _train_run(
     schedule_note = ""
     if (
         resume is not None
-        and not (run_dir / CHECKPOINT).is_file()
-        and not (run_dir / "summary.json").exists()
+        and not (run_dir / layout.CHECKPOINT).is_file()
+        and not (run_dir / layout.SUMMARY).exists()
     ):
         schedule_note = "; no checkpoint had been written: it starts over"  # e.g. the disk was full
     elif resume is not None:
         trainer.resume()
         schedule_note = _resume_schedule(trainer, run_dir, reschedule)
     # written once the run is known to start (or continue): a refused resume leaves config.toml as it was
-    atomic_write_text(run_dir / "config.toml", dumps(cfg))
-    atomic_write_text(run_dir / "preprocess.json", json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
+    atomic_write_text(run_dir / layout.CONFIG, dumps(cfg))
+    atomic_write_text(run_dir / layout.PREPROCESS, json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
     log = progress.message
     named = "" if cfg.name == cfg.dataset else f"{cfg.name}: "  # not "mnist: mnist 54001 train"
     log(
@@ -242,7 +235,7 @@ def _train_run(
 
         missing = plotting_missing()
         if missing:
-            log(f"{missing}: the run writes everything else, report.html without its plots")
+            log(f"{missing}: the run writes everything else, {layout.REPORT} without its plots")
     if data.y_test.size == 0:
         log(f"chainrule: {cfg.dataset} has no test split here: training without one (no test metrics)")
     for warning in _config_warnings(cfg, trainer.total_steps):
@@ -322,7 +315,7 @@ def _previous_record(run_dir: Path, key: str, cls: type[T]) -> T | None:
     """The `key` record of a run's summary.json (its time-budget plan, its precision choice), so a
     resumed run keeps it."""
     try:
-        record = json.loads((run_dir / "summary.json").read_text()).get(key)
+        record = json.loads((run_dir / layout.SUMMARY).read_text()).get(key)
         return cls(**record) if record else None
     except (OSError, ValueError, TypeError):
         return None
@@ -354,7 +347,7 @@ def finalize(
     """Write model, metrics, summary and (with `plots`) plots and report for the model as it is now.
     `extra` entries are added to summary.json."""
     cfg, data, hist = trainer.cfg, trainer.data, trainer.history
-    trainer.engine.save_model(run_dir / "model.npz")
+    trainer.engine.save_model(run_dir / layout.MODEL)
     hist.write(run_dir)
     t_final = time.perf_counter()
     logits = trainer.predict_logits(data.x_test, final=True)
@@ -400,10 +393,10 @@ def finalize(
             and trainer.best_state is not None
             and result.status in ("completed", "early_stopped")
         ),
-        "command": command or f"chainrule train --config {run_dir / 'config.toml'}",
+        "command": command or f"chainrule train --config {run_dir / layout.CONFIG}",
         **(extra or {}),
     }
-    atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary), indent=1) + "\n")
+    atomic_write_text(run_dir / layout.SUMMARY, json.dumps(_clean(summary), indent=1) + "\n")
     if plots and result.status != "paused":  # a paused run gets its plots and report when it finishes
         _plots_and_report(trainer, run_dir, summary, pred, probs)
     return summary
@@ -418,14 +411,14 @@ def _plots_and_report(
     # the settings that make this run what it is: not where it was written, nor its name
     changed = _clean(changed_keys(cfg, skip=("name", "description", "out_dir", "run_dir")))
     if report.plotting_missing():  # said in the run's header: the report without its plots
-        report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, {}, changed)
+        report.write_report(run_dir / layout.REPORT, _clean(summary), cfg.to_dict(), hist.evals, {}, changed)
         return
     y, final = data.y_test, summary["final"]
     loss, lr, name = hist.loss[: hist.steps], hist.lr[: hist.steps], cfg.name
     sections = [  # (file, title, PNG bytes), in the report's order
-        ("loss.png", "Loss", report.loss_curves(loss, hist.window, hist.evals, f"{name}: loss")),
-        ("accuracy.png", "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy", final)),
-        ("lr.png", "Learning rate", report.lr_curve(lr, f"{name}: learning rate")),
+        (layout.LOSS_PNG, "Loss", report.loss_curves(loss, hist.window, hist.evals, f"{name}: loss")),
+        (layout.ACCURACY_PNG, "Accuracy", report.accuracy_curves(hist.evals, f"{name}: accuracy", final)),
+        (layout.LR_PNG, "Learning rate", report.lr_curve(lr, f"{name}: learning rate")),
     ]
     if y.size:  # the test set's pictures (none without a test split)
         cm = report.confusion_matrix(y, pred, data.num_classes)
@@ -439,16 +432,16 @@ def _plots_and_report(
             data.raw_test[pick], y[pick], pred[pick], probs[pick, pred[pick]], data.classes, title=grid_title
         )
         sections += [
-            ("confusion.png", "Confusion matrix (test set)", report.confusion_plot(cm, data.classes)),
-            ("predictions.png", "Sample test predictions (true / predicted)", grid),
+            (layout.CONFUSION_PNG, "Confusion matrix (test set)", report.confusion_plot(cm, data.classes)),
+            (layout.PREDICTIONS_PNG, "Sample test predictions (true / predicted)", grid),
         ]
     if cfg.model != "mlp":  # image models: how fast the accuracy comes
         png = report.time_to_accuracy(hist.evals, f"{name}: time to accuracy")
-        sections.append(("time_to_accuracy.png", "Test accuracy against training time", png))
+        sections.append((layout.TIME_TO_ACCURACY_PNG, "Test accuracy against training time", png))
     for fname, _, png in sections:
         report.save_png(png, run_dir / fname)
     images = {title: png for _, title, png in sections}
-    report.write_report(run_dir / "report.html", _clean(summary), cfg.to_dict(), hist.evals, images, changed)
+    report.write_report(run_dir / layout.REPORT, _clean(summary), cfg.to_dict(), hist.evals, images, changed)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -489,18 +482,17 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
-    if not (run_dir / "config.toml").is_file():
-        raise ConfigError(f"{run_dir} is not a chainrule run folder (it has no config.toml)")
-    cfg = load_toml(run_dir / "config.toml")
+    if not layout.is_run_folder(run_dir):
+        raise ConfigError(f"{run_dir} is not a chainrule run folder (it has no {layout.CONFIG})")
+    cfg = load_toml(run_dir / layout.CONFIG)
+    info_path = run_dir / layout.PREPROCESS
     try:
-        info = json.loads((run_dir / "preprocess.json").read_text(encoding="utf-8"))
+        info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(
-            f"{run_dir / 'preprocess.json'} is missing: is {run_dir} a chainrule run folder?"
-        ) from None
+        raise ConfigError(f"{info_path} is missing: is {run_dir} a chainrule run folder?") from None
     except ValueError as e:
-        raise ConfigError(f"{run_dir / 'preprocess.json'} is damaged: {e}") from None
-    model_path = run_dir / "model.npz"
+        raise ConfigError(f"{info_path} is damaged: {e}") from None
+    model_path = run_dir / layout.MODEL
     spec: dict[str, Any] | None = None  # a torch image model's build_cnn arguments
     if not model_path.exists():
         raise ConfigError(
@@ -552,7 +544,7 @@ def _check_model_fits(
     diff = [f"{k} {got[k]!r} (config: {want[k]!r})" for k in want if got[k] != want[k]]
     if diff:
         raise ConfigError(
-            f"{model_path} is not the model of {model_path.parent / 'config.toml'}: it has " + ", ".join(diff)
+            f"{model_path} is not the model of {model_path.parent / layout.CONFIG}: it has " + ", ".join(diff)
         )
 
 

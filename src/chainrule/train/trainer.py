@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import layout
 from chainrule._interrupt import stop_requested
 
 from .builders import build_model, build_optimizer
@@ -46,7 +47,6 @@ from .prepare import Prepared
 from .progress import Progress
 
 __all__ = [
-    "CHECKPOINT",
     "FitResult",
     "RunStatus",
     "Trainer",
@@ -54,8 +54,6 @@ __all__ = [
     "build_model",
     "build_optimizer",
 ]
-
-CHECKPOINT = "checkpoint.npz"
 
 
 class RunStatus(StrEnum):
@@ -351,7 +349,7 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         if self.run_dir is None:
             return None
-        path = save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+        path = save_checkpoint(self.run_dir / layout.CHECKPOINT, self.state_dict())
         self.last_checkpoint_step = self.step
         self.last_checkpoint_time = time.perf_counter()
         return path
@@ -361,7 +359,7 @@ class Trainer:
         if path is None:
             if self.run_dir is None:
                 raise ValueError("resume needs a run folder or a checkpoint path")
-            path = self.run_dir / CHECKPOINT
+            path = self.run_dir / layout.CHECKPOINT
         state = load_checkpoint(path)
         try:
             self.load_state_dict(state)
@@ -450,7 +448,7 @@ class Trainer:
     def _diverged_message(self, e: TrainingDiverged, good_step: int) -> str:
         where = (
             f"the last good checkpoint (step {self.last_checkpoint_step}) is kept in "
-            f"{self.run_dir / CHECKPOINT}"
+            f"{self.run_dir / layout.CHECKPOINT}"
             if self.run_dir is not None and self.last_checkpoint_step is not None
             else f"the model was reset to step {good_step}"
         )
