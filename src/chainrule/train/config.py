@@ -22,7 +22,7 @@ from typing import Any
 from chainrule import layout
 from chainrule._io import did_you_mean
 
-from .registry import ENGINES
+from .registry import ENGINES, load_engine
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
@@ -307,30 +307,7 @@ class TrainConfig:
             self.name,
             "a non-empty name without '/'",
         )
-        if self.backend != "torch" and self.optimizer == "muon":
-            raise ConfigError(
-                "optimizer = 'muon' needs --backend torch (the NumPy engine has sgd, adam, adamw, rmsprop)"
-            )
-        if self.backend != "torch":
-            for key, default in (
-                ("model", "mlp"),
-                ("device", "cpu"),
-                ("batch_norm_impl", "torch"),
-                ("label_smoothing", 0.0),
-                ("tta", 0),
-                ("bias_lr_scale", 1.0),
-                ("lookahead", False),
-                ("micro_batch", 0),
-            ):
-                if getattr(self, key) != default:
-                    raise ConfigError(
-                        f"{key} = {getattr(self, key)!r} needs --backend torch (the NumPy engine runs on the "
-                        "CPU in the --dtype it is given, with chainrule.nn.BatchNorm1d)"
-                    )
-        if self.backend != "torch" and self.precision == "bf16":
-            raise ConfigError(
-                "precision = 'bf16' needs --backend torch (the NumPy engine computes in its --dtype)"
-            )
+        _engine_rules(self)
         _check(
             self.precision != "bf16" or self.dtype == "float32",
             "precision",
@@ -456,6 +433,18 @@ def layer(cfg: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     if any(changes.get(k) is not None for k in ("epochs", "steps")) and "time_budget" not in changes:
         changes["time_budget"] = None
     return dataclasses.replace(cfg, **changes)
+
+
+def _engine_rules(cfg: TrainConfig) -> None:
+    """The engine's own part of validation: `check_config(cfg)` of the class `cfg.backend` names
+    (imported now; engines are named here, never imported by name)."""
+    try:
+        cls = load_engine(cfg.backend)
+    except ImportError:  # the engine's package is missing: `engine.preflight` names what to install
+        return
+    check = getattr(cls, "check_config", None)
+    if check is not None:
+        check(cfg)
 
 
 def _check(ok: bool, key: str, value: Any, what: str) -> None:

@@ -9,9 +9,11 @@ when a run asks for one, so `chainrule --help` and the NumPy path never import t
     torch  `chainrule.train.torch_engine.TorchEngine`: the same model built as torch.nn modules
 
 A new engine is one module with its class plus one line in `registry.ENGINES` (or
-`registry.register_engine` from outside the package). An engine class may define a static
-`preflight(cfg)`: check what the config asks of this machine before any data is loaded. No engine
-module imports another, and this module imports none of them.
+`registry.register_engine` from outside the package). An engine class may define two static
+checks: `check_config(cfg)`, its own part of the config's validation (what it cannot do, the names
+it builds; `TrainConfig.validate` calls it), and `preflight(cfg)`, what the config asks of this
+machine, before any data is loaded. No engine module imports another, and this module imports none
+of them.
 
 Batches reach `train_step` as NumPy arrays: float (B, D) for MLPs, or uint8 (B, C, H, W) for image
 models (the engine converts and normalizes on its side, so no float copy of a whole data set is
@@ -21,13 +23,12 @@ trainer's checkpoint format is the same for both.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol
 
 import numpy as np
 
 from .config import ConfigError, TrainConfig
-from .registry import ENGINES
+from .registry import ENGINES, load_engine
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,9 +99,8 @@ def engine_class(backend: str) -> Any:
     for an unknown backend or a missing package."""
     if backend not in ENGINES:
         raise ConfigError(f"backend = {backend!r} is not one of {', '.join(ENGINES)}")
-    module, _, cls = ENGINES[backend].partition(":")
     try:
-        return getattr(importlib.import_module(module), cls)
+        return load_engine(backend)
     except ImportError as e:
         missing = (e.name or "").split(".")[0]
         if missing in _EXTRAS:

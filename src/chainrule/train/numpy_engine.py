@@ -20,7 +20,7 @@ from chainrule.nn import SoftmaxCrossEntropy
 
 from .builders import build_model, build_optimizer
 from .checkpoint import generator_states, set_generator_states
-from .config import ConfigError, TrainConfig
+from .config import FIELDS, ConfigError, TrainConfig
 from .engine import TrainingDiverged, limit_threads
 
 
@@ -29,6 +29,33 @@ class NumpyEngine:
     initialization). Takes flattened float batches (B, D)."""
 
     backend = "numpy"
+    # config keys only the torch engine implements: refused here when set away from their defaults
+    TORCH_ONLY = (
+        "model", "device", "batch_norm_impl", "label_smoothing", "tta", "bias_lr_scale", "lookahead",
+        "micro_batch",
+    )  # fmt: skip
+
+    @staticmethod
+    def check_config(cfg: TrainConfig) -> None:
+        """What the NumPy engine cannot do: chainrule.optim's optimizers only, the CPU in the
+        config's dtype, chainrule.nn's MLP and BatchNorm1d."""
+        from chainrule.optim import OPTIMIZERS
+
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer = {cfg.optimizer!r} needs --backend torch (the NumPy engine has "
+                f"{', '.join(OPTIMIZERS)})"
+            )
+        for key in NumpyEngine.TORCH_ONLY:
+            if getattr(cfg, key) != FIELDS[key].default:
+                raise ConfigError(
+                    f"{key} = {getattr(cfg, key)!r} needs --backend torch (the NumPy engine runs on the "
+                    "CPU in the --dtype it is given, with chainrule.nn.BatchNorm1d)"
+                )
+        if cfg.precision == "bf16":
+            raise ConfigError(
+                "precision = 'bf16' needs --backend torch (the NumPy engine computes in its --dtype)"
+            )
 
     def __init__(
         self,

@@ -1,12 +1,15 @@
 """The engine registry: backend name -> "module:Class", without importing any engine.
 
 `chainrule.train.config` takes its backend list from here (so `chainrule --help` lists every
-engine and starts without NumPy or torch) and `chainrule.train.engine` imports the class a run
-asks for. A new engine is its module plus one line below, or `register_engine` from outside the
-package (a test, a plug-in).
+engine and starts without NumPy or torch) and asks the engine a config names for its own rules
+(`check_config`); `chainrule.train.engine` imports the class a run asks for. A new engine is its
+module plus one line below, or `register_engine` from outside the package (a test, a plug-in).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 ENGINES: dict[str, str] = {
     "numpy": "chainrule.train.numpy_engine:NumpyEngine",
@@ -20,3 +23,10 @@ def register_engine(name: str, target: str) -> None:
     if not module or not cls.isidentifier():
         raise ValueError(f"register_engine({name!r}, {target!r}): the target must be 'module:Class'")
     ENGINES[name] = target
+
+
+def load_engine(name: str) -> Any:
+    """The class the registered engine `name` names, its module imported now (`KeyError` for an
+    unknown name, `ImportError` when the engine's package is missing)."""
+    module, _, cls = ENGINES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -84,18 +84,21 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError(f"precision = 'bf16' is invalid: {cannot} (use --precision fp32 or auto)")
 
 
+# the torch.optim twins of chainrule.optim's optimizers (`--optimizer muon` is `build_muon_chain`)
+TORCH_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+}
+OPTIMIZERS = (*TORCH_OPTIMIZERS, "muon")  # what the torch engine builds
+
+
 def build_torch_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     """The torch.optim twin of `chainrule.optim.make_optimizer(cfg.optimizer, ...)` (same defaults:
     Adam eps 1e-8, RMSprop alpha 0.99 and eps 1e-8). `params` may be parameter groups; a group's
     own lr / weight_decay override the config's."""
-    kw = optimizer_kwargs(cfg)
-    cls = {
-        "sgd": torch.optim.SGD,
-        "adam": torch.optim.Adam,
-        "adamw": torch.optim.AdamW,
-        "rmsprop": torch.optim.RMSprop,
-    }[cfg.optimizer]
-    return cls(params, **kw)
+    return TORCH_OPTIMIZERS[cfg.optimizer](params, **optimizer_kwargs(cfg))
 
 
 def build_muon_chain(cfg: TrainConfig, model: torch.nn.Module) -> Any:
@@ -167,6 +170,20 @@ class TorchEngine:
     """Args: see `chainrule.train.engine.Engine`."""
 
     backend = "torch"
+
+    @staticmethod
+    def check_config(cfg: TrainConfig) -> None:
+        """The torch engine's part of validation: an optimizer and a model it builds."""
+        from chainrule.torch_ref.cnn import CNN_NAMES
+
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer = {cfg.optimizer!r} is not one of the torch engine's {', '.join(OPTIMIZERS)}"
+            )
+        if cfg.model != "mlp" and cfg.model not in CNN_NAMES:
+            raise ConfigError(
+                f"model = {cfg.model!r} is not one of the torch engine's mlp, {', '.join(CNN_NAMES)}"
+            )
 
     @staticmethod
     def preflight(cfg: TrainConfig) -> None:
