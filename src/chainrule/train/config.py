@@ -24,7 +24,10 @@ from chainrule._io import did_you_mean
 
 from .registry import ENGINES, load_engine
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic")
+# built in (chainrule.train.prepare.synthetic, no files): "synthetic" is learnt in a few hundred steps
+# (tests); "synthetic-hard" (10 classes, heavier noise) is not solved at once, so settings spread (demo sweep)
+SYNTHETIC = ("synthetic", "synthetic-hard")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", *SYNTHETIC)
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")
