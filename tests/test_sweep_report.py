@@ -111,6 +111,9 @@ def test_log_uniform_keys_get_a_log_axis_and_accuracy_axes_end_at_100(monkeypatc
     fig = _figure(monkeypatch, lambda: report.metric_by_value("lr", lrs, means, stds, log=True, cap=100))
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.get_ylim()[1] == 100.0
+    fig.canvas.draw()
+    shown = [t.get_text() for m in (False, True) for t in ax.get_xticklabels(minor=m) if t.get_text()]
+    assert "0.01" in shown and not any("times" in t for t in shown), shown  # numbers, not 3x10^-3 stacks
     x = np.arange(1, 5, dtype=float)
     runs = {"lr=0.07": [(x, np.full(4, 100.0)), (x, np.array([97.0, 99.0, 100.0, 100.0]))]}
     (ax,) = _figure(monkeypatch, lambda: report.curve_bands(runs, cap=100)).axes

@@ -129,6 +129,13 @@ def metric_by_value(
         )
     if log:
         ax.set_xscale("log")
+        # drawn values: ticks at 1, 2 and 5 of each decade, written as numbers (matplotlib's default
+        # labels every minor tick of a short log axis in scientific notation, one over the other)
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     if not numeric or _spread_out(pos, log):  # a grid's few values: one labelled tick each
         ax.set_xticks(pos)
         ax.set_xticklabels(
