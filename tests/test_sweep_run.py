@@ -207,7 +207,9 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     # A fast machine is killed before any checkpoint but the one at step 0 (they come every 15 s),
     # where resuming and restarting look alike; so one interrupted trial is put where a later kill
     # would have left it: stopped at step 700 with its checkpoint, trained here from its own config.
-    tid = sorted(was_running)[0]
+    # one that had started training (the kill condition ensures there is one); another trial marked
+    # running may not have its folder yet on a loaded machine
+    tid = sorted(t for t in was_running if (out / "trials" / t / "metrics.jsonl").is_file())[0]
     trial = out / "trials" / tid
     cfg = from_dict(killed[tid]["config"], TrainConfig(), source="test")
     shutil.rmtree(trial)
