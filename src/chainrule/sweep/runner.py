@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -179,8 +180,69 @@ def run_sweep(
             check_data,
             trial_reports,
         )
+    except (sqlite3.OperationalError, OSError) as e:  # before or after the trials ran (the report ...)
+        if not _disk_full(e):
+            raise
+        raise _disk_full_error(e, out, "") from None
     finally:
         lock.release()
+
+
+def _disk_full(e: BaseException) -> bool:
+    """A write failed for lack of space: ENOSPC, EDQUOT or EFBIG (a file-size limit), or SQLite's
+    "database or disk is full" / "disk I/O error" (what a failed write of sweep.db becomes)."""
+    from chainrule.train.run import DISK_FULL
+
+    if isinstance(e, sqlite3.OperationalError):
+        code = getattr(e, "sqlite_errorcode", 0)
+        return (code & 0xFF) == sqlite3.SQLITE_FULL or code in _SQLITE_WRITE_ERRORS
+    return isinstance(e, OSError) and e.errno in DISK_FULL
+
+
+# the "disk I/O error"s of a write (a read error is not a full disk)
+_SQLITE_WRITE_ERRORS = (
+    sqlite3.SQLITE_IOERR_WRITE,
+    sqlite3.SQLITE_IOERR_FSYNC,
+    sqlite3.SQLITE_IOERR_DIR_FSYNC,
+    sqlite3.SQLITE_IOERR_TRUNCATE,
+    sqlite3.SQLITE_IOERR_SHMSIZE,
+)
+
+
+def _disk_full_error(e: BaseException, out: Path, state: str) -> OSError:
+    """One line: what failed, which file, what state the sweep was left in, the resume command."""
+    from chainrule.train.run import DiskFullError
+
+    if isinstance(e, sqlite3.OperationalError):
+        what = f"{e} (is the disk full?): writing {out / layout.SWEEP_DB} failed"
+    else:
+        assert isinstance(e, OSError)
+        what = f"{e.strerror}: writing {e.filename or 'a file'} failed"
+    return DiskFullError(
+        f"{what}; the sweep in {out} stopped{state}: free some space, then continue with: "
+        f"chainrule sweep --resume {out}"
+    )
+
+
+def _stop_on_full_disk(store: Store, session: int, out: Path) -> str:
+    """After a failed write (the workers are stopped): free the database's write-ahead log, put the
+    trials that were running back to pending, close the session and rewrite trials.csv, as far as
+    the disk allows. Returns what became of the running trials, for the message."""
+    try:
+        store.free_wal()
+    except sqlite3.Error:
+        pass
+    try:
+        n = store.requeue_running()
+        store.end_session(session)
+    except sqlite3.Error:
+        n = len(store.trials("running"))
+        return f" ({n} trial(s) still marked running: the database could not be written)" if n else ""
+    try:
+        write_csv(store, out)
+    except OSError:
+        pass
+    return f" ({n} running trial(s) back to pending; their checkpoints are kept)" if n else ""
 
 
 def _run_locked(
@@ -267,6 +329,7 @@ def _run_locked(
             + f"; folder {out}"
         )
         ran, interrupted = 0, False
+        full: BaseException | None = None
         if busy_max:
             pool: Any = (
                 LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
@@ -312,12 +375,20 @@ def _run_locked(
             except KeyboardInterrupt:
                 interrupted = True
                 pool.kill()
+            except (sqlite3.OperationalError, OSError) as e:  # sweep.db or trials.csv could not be written
+                if not _disk_full(e):
+                    raise
+                full = e
+                pool.kill()
             finally:
                 pool.close()
                 progress.close()
-                store.end_session(session)
+                if full is None:
+                    store.end_session(session)
                 if search is not None:
                     search.close()
+            if full is not None:
+                raise _disk_full_error(full, out, _stop_on_full_disk(store, session, out)) from None
             if rungs is not None and not interrupted and rungs.paused:
                 # nothing runs and nothing can be promoted: the trials still paused stop here
                 store.mark_pruned(list(rungs.paused))

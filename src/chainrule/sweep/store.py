@@ -342,6 +342,17 @@ class Store:
                 )
                 db.execute("DELETE FROM rungs WHERE trial_id = ?", (tid,))
 
+    def requeue_running(self) -> int:
+        """The running trials back to pending (the coordinator stopped them: nothing runs them now);
+        their target rung and checkpoints are kept, so they continue where they were. Returns how many."""
+        with self._tx() as db:
+            return int(db.execute("UPDATE trials SET status = 'pending' WHERE status = 'running'").rowcount)
+
+    def free_wal(self) -> None:
+        """Move the write-ahead log into the database and truncate it to zero bytes: on a full disk
+        this frees what the log held, so that a last small write (`requeue_running`) can succeed."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def trials(self, status: str | None = None) -> list[dict[str, Any]]:
         """Rows as dicts (params and config decoded), in creation order."""
         if status is None:
