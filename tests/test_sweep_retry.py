@@ -35,5 +35,8 @@ def test_retry_failed_restarts_a_trial_with_a_damaged_checkpoint(tmp_path, capsy
     err = capsys.readouterr().err
     assert rc == 0, err
     assert f"trial {victim}: its checkpoint was unreadable" in err and "restarted from step 0" in err
+    # each said once (issue 20, item 7 saw "continues from its checkpoint" twice)
+    assert err.count(f"trial {victim} continues from its checkpoint") == 1, err
+    assert err.count("its checkpoint was unreadable") == 1, err
     with Store(out / "sweep.db") as store:
         assert {t["status"] for t in store.trials()} == {"completed"}

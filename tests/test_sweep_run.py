@@ -221,6 +221,8 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     rc, text, err = run_cli(["sweep", "--resume", out, "--workers", "2", "--no-report"], capsys)
     assert rc == 0, err
     assert "continues from its checkpoint" in err
+    assert err.count(f"trial {tid} continues from its checkpoint") == 1, err  # once (issue 20, item 7)
+    assert all(err.count(f"trial {t} continues from its checkpoint") <= 1 for t in was_running), err
     # the worker loaded that checkpoint: the evaluations before it are the ones recorded here, to
     # their wall times (a restart would have timed them again) ...
     after = read_metrics(trial / "metrics.jsonl")
