@@ -9,14 +9,22 @@ hanging the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
+
+from chainrule._io import one_line
 
 from . import worker
+from .layout import SweepError
 
 
 def available_cores() -> int:
@@ -145,8 +153,12 @@ class LocalPool:
 
 class RayPool:
     """Each trial is a Ray task (`num_cpus = threads`). With `address` it joins that cluster
-    ("auto": the one `ray start` runs here), else it starts a local Ray with `workers * threads`
-    CPUs. Ray is imported here, never by `import chainrule.sweep`."""
+    ("auto": the one `ray start` runs here), else it starts a fresh local Ray with `workers * threads`
+    CPUs (`address="local"`: never a cluster named by `RAY_ADDRESS` or by the "current cluster" file
+    a dead head left in Ray's temp folder). Ray is imported here, never by `import chainrule.sweep`.
+
+    A task whose Ray worker or node died (`kill -9`, a node lost) gives a "lost" result: the
+    coordinator runs the trial again (`LOST_RETRIES`); the trial's own failures are "failed"."""
 
     name = "ray"
 
@@ -167,15 +179,26 @@ class RayPool:
                 "log_to_driver": False,
             }
             if address:
-                ray.init(address=address, **kw)
+                _join_cluster(ray, address, kw)
             else:
                 cpus = (workers or max(1, available_cores() // threads)) * threads
-                ray.init(num_cpus=cpus, **kw)
+                try:
+                    ray.init(address="local", num_cpus=cpus, **kw)
+                except Exception as e:  # Ray's own startup failed (a timeout on a loaded machine ...)
+                    raise SweepError(f"could not start a local Ray: {one_line(e)}") from None
                 self.started_here = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = workers or max(1, cluster_cpus // threads)
         self._remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_trial)
         self.pending: dict[Any, dict[str, Any]] = {}
+        ex = ray.exceptions
+        self._lost = (
+            ex.WorkerCrashedError,
+            ex.NodeDiedError,
+            ex.LocalRayletDiedError,
+            ex.ObjectLostError,
+            ex.RaySystemError,
+        )
 
     @property
     def busy(self) -> int:
@@ -195,11 +218,13 @@ class RayPool:
             task = self.pending.pop(ref)
             try:
                 result = self.ray.get(ref)
-            except Exception as e:  # the task's process died, or Ray failed it
+            except Exception as e:  # the task's process or node died, or Ray failed it
+                lost = isinstance(e, self._lost)
+                what = "its Ray worker or node died" if lost else "Ray task failed"
                 result = {
                     "trial_id": task["trial_id"],
-                    "status": "failed",
-                    "error": f"Ray task failed: {' '.join(str(e).split())[:500]}",
+                    "status": "lost" if lost else "failed",
+                    "error": f"{what}: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
                     "result": {},
                     "wall_s": 0.0,
                 }
@@ -218,6 +243,82 @@ class RayPool:
         self.pending.clear()
         if self.started_here:
             self.ray.shutdown()
+
+
+LOST_RETRIES = 2  # a trial whose Ray worker or node died runs again this often, then it is failed
+
+# what the installed Ray (2.60) says about token authentication (its token loader's own message)
+_TOKEN_DOCS = "https://docs.ray.io/en/latest/ray-security/token-auth.html"
+
+
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[IO[bytes]]:
+    """File descriptor 2 into a temporary file: Ray's C++ client logs each failed connection
+    attempt there (once a second, for about 15 s, when the cluster refuses its token)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield f
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _token_source() -> str:
+    """Where Ray looks for this process's token (in its token loader's order)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "the RAY_AUTH_TOKEN environment variable"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return os.environ["RAY_AUTH_TOKEN_PATH"] + " (RAY_AUTH_TOKEN_PATH)"
+    return str(Path.home() / ".ray" / "auth_token")
+
+
+def auth_hint(address: str) -> str:
+    """One line for a cluster that refused this client's token (or its lack of one)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return (
+            f"the Ray cluster at {address} refused this process's token (InvalidAuthToken): the token in "
+            f"{_token_source()} is not the cluster's; copy the head's (`ray get-auth-token` prints it there) "
+            f"into that file, see {_TOKEN_DOCS}"
+        )
+    return (
+        f"the Ray cluster at {address} uses token authentication and this process sent no token "
+        f"(InvalidAuthToken; an explicit --address sends one only with RAY_AUTH_MODE=token): run with "
+        f"RAY_AUTH_MODE=token and the head's token in {_token_source()} (`ray get-auth-token` prints it "
+        f"on the head), or start the cluster with RAY_AUTH_MODE=disabled on a trusted network; "
+        f"see {_TOKEN_DOCS}"
+    )
+
+
+def _join_cluster(ray: Any, address: str, kw: dict[str, Any]) -> None:
+    """`ray.init(address)`, with a refused token (or a failed connection) as one line instead of
+    Ray's retry log and traceback."""
+    with _stderr_to_file() as log:
+        try:
+            ray.init(address=address, **kw)
+            error = None
+        except Exception as e:  # ConnectionError, Ray's AuthenticationError, a bad address ...
+            error = e
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+    if error is None:
+        sys.stderr.write(text)  # what Ray said while it connected (warnings)
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+    if isinstance(error, ray.exceptions.AuthenticationError):  # token mode, and no token here
+        raise SweepError(
+            f"RAY_AUTH_MODE=token but this process has no Ray token: put the head's (`ray get-auth-token` "
+            f"prints it there) in {_token_source()}; see {_TOKEN_DOCS}"
+        ) from None
+    if "InvalidAuthToken" in text:
+        raise SweepError(auth_hint(address)) from None
+    raise SweepError(
+        f"cannot join the Ray cluster at {address}: {one_line(error)} (is it running? `ray status` there)"
+    ) from None
 
 
 def _ray_trial(task: dict[str, Any]) -> dict[str, Any]:

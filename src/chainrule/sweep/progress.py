@@ -100,6 +100,12 @@ class SweepProgress:
             self.message(f"trial {trial_id} continues from its checkpoint: {describe(params)} seed={seed}")
         self.tick(force=True)
 
+    def lost(self, trial_id: str, why: str) -> None:
+        """A trial's Ray worker or node died (not the trial): it is queued to run again."""
+        self.running.pop(trial_id, None)
+        self.message(f"chainrule: trial {trial_id}: {why}")
+        self.tick(force=True)
+
     def paused(self, trial_id: str, rung: int, metric: str, value: float | None) -> None:
         """A trial reached a halving rung (it is not done: it may be promoted later)."""
         info = self.running.pop(trial_id, {"params": {}, "seed": "?"})

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from chainrule import layout
 from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
-from .backends import LocalPool, RayPool, available_cores
+from .backends import LOST_RETRIES, LocalPool, RayPool, available_cores
 from .halving import Rungs
 from .layout import SweepError, swept_keys
 from .progress import SweepProgress
@@ -337,16 +337,18 @@ def _run_locked(
             session = store.start_session(pool.capacity, backend_name)
             queue = deque(todo)
             by_id = {t["trial_id"]: t for t in store.trials()}
+            again: deque[tuple[dict[str, Any], int | None, str]] = deque()  # lost with a Ray node: rerun
+            lost: dict[str, int] = {}
             progress.start()
             try:
                 while True:
                     while pool.busy < pool.capacity:
-                        job = _next_job(queue, rungs, by_id)
+                        job = again.popleft() if again else _next_job(queue, rungs, by_id)
                         if job is None and search is not None:
                             job = _ask(store, search, by_id, progress, out)
                         if job is None:
                             break
-                        t, target, promoted = job
+                        t, target, note = job
                         run_dir = layout.trial_dir(out, t["trial_id"])
                         resumed = (run_dir / layout.CHECKPOINT).is_file()
                         store.mark_running(t["trial_id"], target)
@@ -354,17 +356,18 @@ def _run_locked(
                         if rungs is not None and target is not None:
                             task["until_fraction"] = rungs.fraction(target)
                         pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
-                        progress.started(
-                            t["trial_id"],
-                            t["params"],
-                            run_dir,
-                            t["seed"],
-                            resumed,
-                            note=f"promoted to rung {target}" if promoted else None,
-                        )
+                        progress.started(t["trial_id"], t["params"], run_dir, t["seed"], resumed, note=note)
                     if not pool.busy:
                         break
                     for finished, res in pool.wait(0.25):
+                        tid = finished["trial_id"]
+                        if res.get("status") == "lost" and lost.get(tid, 0) < LOST_RETRIES:
+                            # its node or worker died, not the trial: it runs again (from its checkpoint)
+                            lost[tid] = lost.get(tid, 0) + 1
+                            why = f"{res['error']}; it runs again ({lost[tid]} of {LOST_RETRIES})"
+                            progress.lost(tid, why)
+                            again.append((by_id[tid], finished.get("rung"), "runs again"))
+                            continue
                         ran += _record(store, finished, res, progress, rungs)
                         if search is not None:
                             row = by_id[finished["trial_id"]]
@@ -422,7 +425,7 @@ def _told_status(res: dict[str, Any]) -> str:
 
 def _ask(
     store: Store, search: Any, by_id: dict[str, dict[str, Any]], progress: SweepProgress, out: Path
-) -> tuple[dict[str, Any], int | None, bool] | None:
+) -> tuple[dict[str, Any], int | None, str | None] | None:
     """A new trial from TPE for a free worker, in the store (None: `n_trials` are there). A drawn
     configuration that does not validate is a failed trial, recorded and told, and another is drawn."""
     while search.remaining(len(by_id)):
@@ -440,7 +443,7 @@ def _ask(
         row.update(status="pending", number=len(by_id))
         by_id[trial.trial_id] = row
         if error is None:
-            return row, None, False
+            return row, None, None
         store.mark_failed(trial.trial_id, error)
         row["status"] = "failed"
         search.tell(trial.trial_id, "failed", {})
@@ -453,21 +456,22 @@ def _ask(
 
 def _next_job(
     queue: deque[dict[str, Any]], rungs: Rungs | None, by_id: dict[str, dict[str, Any]]
-) -> tuple[dict[str, Any], int | None, bool] | None:
-    """(trial, target rung, promoted?) for a free worker: with successive halving a promotion comes
-    first; then the next queued trial (a resumed running one heads for the rung it was sent to)."""
+) -> tuple[dict[str, Any], int | None, str | None] | None:
+    """(trial, target rung, note) for a free worker: with successive halving a promotion comes
+    first ("promoted to rung N"); then the next queued trial (a resumed running one heads for the
+    rung it was sent to)."""
     if rungs is not None:
         promo = rungs.promotion()
         if promo is not None:
             tid, target = promo
             rungs.promote(tid)
-            return by_id[tid], target, True
+            return by_id[tid], target, f"promoted to rung {target}"
     if not queue:
         return None
     t = queue.popleft()
     if rungs is None:
-        return t, None, False
-    return t, (t.get("target_rung") if t.get("target_rung") is not None else 0), False
+        return t, None, None
+    return t, (t.get("target_rung") if t.get("target_rung") is not None else 0), None
 
 
 def _record(
