@@ -36,6 +36,7 @@ from chainrule.train.config import (
     recipe_names,
     recipe_text,
     resolve,
+    split_names,
 )
 
 RESUME_OVERRIDES = {"epochs", "steps", "data_dir"}
@@ -142,6 +143,9 @@ def _add_config_flags(p: argparse.ArgumentParser, listed: Collection[str] | None
             g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif kind == "list":
             g.add_argument(flag, nargs="*", type=_int_item, metavar="N", **kw)
+        elif kind == "names":  # `--log tensorboard mlflow`, `--log tensorboard,mlflow`, or the flag twice
+            metavar = "{" + ",".join(f.metadata["choices"]) + "}"
+            g.add_argument(flag, nargs="*", action="extend", type=split_names, metavar=metavar, **kw)
         elif kind in ("int", "float"):
             g.add_argument(flag, type=_number(kind, name, optional(name)), metavar=kind.upper(), **kw)
         elif f.metadata.get("choices"):
@@ -418,7 +422,8 @@ def _add_sweep_parsers(sub: Any) -> None:
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then --recipe, then --config, then the flags given on the command line."""
     flags = {k: v for k, v in vars(args).items() if k in FIELDS}
-    for key in [k for k in flags if field_kind(k) == "list"]:  # `--hidden-sizes 1000 300` or `1000,300`
+    # `--hidden-sizes 1000 300` or `1000,300`, `--log tensorboard mlflow` or `tensorboard,mlflow`
+    for key in [k for k in flags if field_kind(k) in ("list", "names")]:
         flags[key] = [h for part in flags[key] for h in part]
     if getattr(args, "resume", None):
         extra = sorted(set(flags) - RESUME_OVERRIDES)

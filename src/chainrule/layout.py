@@ -13,6 +13,8 @@ A run folder (`chainrule train`, `chainrule.fit`, a sweep's trial), every file w
     report.html       REPORT       the plots and tables in one self-contained page
     *.png             PLOTS        the report's plots (LOSS_PNG, ACCURACY_PNG, ...)
     error.log         ERROR_LOG    a sweep trial's traceback when it failed
+    tensorboard/      TENSORBOARD_DIR  with --log tensorboard: the event files
+    mlflow.json       MLFLOW_RUN   with --log mlflow: the MLflow run the folder logs to
     (while it trains the folder itself is flock-ed: chainrule._io.FolderLock)
 
 A sweep folder (`chainrule sweep`):
@@ -45,6 +47,8 @@ MODEL = "model.npz"
 SUMMARY = "summary.json"
 REPORT = "report.html"
 ERROR_LOG = "error.log"
+TENSORBOARD_DIR = "tensorboard"  # `--log tensorboard` (chainrule.train.loggers)
+MLFLOW_RUN = "mlflow.json"  # `--log mlflow`: its run id, so a resumed run continues it
 
 LOSS_PNG = "loss.png"
 ACCURACY_PNG = "accuracy.png"
@@ -69,6 +73,7 @@ COMPARE_PNG = "compare.png"
 # every fixed name above (what the stray-literal test looks for)
 NAMES = (
     CONFIG, PREPROCESS, CHECKPOINT, METRICS, METRICS_CSV, STEPS_CSV, MODEL, SUMMARY, REPORT, ERROR_LOG,
+    MLFLOW_RUN,
     *PLOTS, SWEEP_DB, SPEC, TRIALS_CSV, TRIALS_DIR, HALVING_PNG, LEGACY_LOCK, COMPARE_CSV, COMPARE_PNG,
 )  # fmt: skip
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chainrule import layout
-from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
+from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files, one_line
 
 from .backends import LOST_RETRIES, LocalPool, RayPool, available_cores
 from .halving import Rungs
@@ -330,6 +330,9 @@ def _run_locked(
         )
         ran, interrupted = 0, False
         full: BaseException | None = None
+        parent = _mlflow_parent(store, todo + waiting, out) if busy_max else None
+        if parent is not None:
+            progress.message(f"chainrule: MLflow parent run {parent.run_id} at {parent.uri}")
         if busy_max:
             pool: Any = (
                 LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
@@ -353,6 +356,8 @@ def _run_locked(
                         resumed = (run_dir / layout.CHECKPOINT).is_file()
                         store.mark_running(t["trial_id"], target)
                         task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
+                        if parent is not None and "mlflow" in t["config"].get("log", []):
+                            task["mlflow_parent"] = parent.ref
                         if rungs is not None and target is not None:
                             task["until_fraction"] = rungs.fraction(target)
                         pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
@@ -401,6 +406,8 @@ def _run_locked(
     report_path = None
     if report and not interrupted and counts["completed"]:
         report_path = _report(out, progress)
+    if parent is not None:
+        _end_mlflow_parent(parent, out, interrupted, progress)
     return SweepResult(out, counts, ran, time.perf_counter() - t_start, interrupted, report_path, new)
 
 
@@ -516,3 +523,68 @@ def _report(out: Path, progress: SweepProgress) -> Path | None:
     from .report import write_sweep_report
 
     return write_sweep_report(out)
+
+
+MLFLOW_META = "mlflow_parent"  # sweep.db's meta key: the parent run's `MlflowRun.ref` as JSON
+
+
+def _mlflow_parent(store: Store, trials: list[dict[str, Any]], out: Path) -> Any:
+    """The sweep's MLflow parent run when the trials to run log to MLflow: made once (its id kept
+    in sweep.db), continued by a resumed or extended sweep; each trial's run is its child. None
+    when no trial logs to MLflow."""
+    stores = {
+        (t["config"].get("mlflow_uri"), t["config"].get("mlflow_experiment"))
+        for t in trials
+        if "mlflow" in t["config"].get("log", [])
+    }
+    if not stores:
+        return None
+    if len(stores) > 1:
+        raise SweepError(
+            "the trials log to several MLflow stores or experiments; a sweep logs to one "
+            "(set mlflow_uri and mlflow_experiment in [base])"
+        )
+    ((uri, experiment),) = stores
+    from chainrule.train.loggers import MlflowRun, absolute_uri
+
+    try:
+        ref = json.loads(store.get_meta(MLFLOW_META) or "{}")
+    except ValueError:
+        ref = {}
+    previous = ref.get("run_id") if ref.get("uri") == absolute_uri(uri) else None
+    name = store.get_meta("name") or out.name
+    run = MlflowRun(uri, experiment, name, run_id=previous, tags={"chainrule.sweep_dir": str(out.resolve())})
+    if run.created:
+        every = store.trials()
+        run.log_params(
+            {
+                "sweep": name,
+                "trials": len(every),
+                "seeds": json.dumps(sorted({t["seed"] for t in every})),
+                "swept_keys": json.dumps(swept_keys(every)),
+            }
+        )
+        store.set_meta(MLFLOW_META, json.dumps(run.ref))
+    else:
+        run.set_running()
+    return run
+
+
+def _end_mlflow_parent(parent: Any, out: Path, interrupted: bool, progress: SweepProgress) -> None:
+    """The parent run's results: trial counts, the best validation and test accuracy, and the
+    sweep folder's own files (spec, trials.csv, report; each trial's run has its files)."""
+    try:
+        with Store(out / layout.SWEEP_DB, readonly=True) as store:
+            counts, done = store.counts(), store.trials("completed")
+        metrics = {f"trials_{k}": float(v) for k, v in counts.items()}
+        for key in ("val_acc", "test_acc"):
+            values = [t[key] for t in done if t.get(key) is not None]
+            if values:
+                metrics[f"best_{key}"] = float(max(values))
+        parent.log_metrics(metrics, step=0)
+        for path in sorted(out.iterdir()):
+            if path.is_file() and not path.name.startswith(layout.SWEEP_DB):
+                parent.log_file(path)
+        parent.end("KILLED" if interrupted else "FINISHED")
+    except Exception as e:  # the sweep's results are in its folder; MLflow only mirrors them
+        progress.message(f"chainrule: warning: MLflow parent run: {one_line(e, with_type=True)[:300]}")

@@ -397,7 +397,7 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
             grid[k] = list(values)
         else:
             _check_key(k, where)
-            if field_kind(k) == "list" and values and not isinstance(values[0], list):
+            if field_kind(k) in ("list", "names") and values and not isinstance(values[0], list):
                 raise SpecError(
                     f"{where}: {k} = {values!r}: grid values of {k} are lists, e.g. {k} = [[100], [300, 100]]"
                 )

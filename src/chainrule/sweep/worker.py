@@ -118,7 +118,8 @@ def _prepared(cfg: Any, raw: Any) -> Any:
 def run_trial(task: dict[str, Any]) -> dict[str, Any]:
     """Run (or continue) one trial. `task`: trial_id, config (dict), run_dir, threads, plots (the
     run folder's PNGs and report.html; off by default: seconds each), until_fraction (successive
-    halving: pause the trial at this fraction of its steps).
+    halving: pause the trial at this fraction of its steps), mlflow_parent (the sweep's MLflow run,
+    `chainrule.train.loggers.MlflowRun.ref`, when the trial logs to MLflow).
 
     Returns {"trial_id", "status": "completed" | "paused" | "failed" | "interrupted", "result",
     "error", "wall_s", "resumed", "pid"}; never raises for a failing trial."""
@@ -152,6 +153,7 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
             "data": _prepared(cfg, raw),
             "plots": bool(task.get("plots")),
             "until_fraction": task.get("until_fraction"),
+            "mlflow_parent": task.get("mlflow_parent"),  # the sweep's MLflow run: this trial's is its child
         }
         try:
             res = train_run(cfg, resume=resume, **options)

@@ -51,9 +51,20 @@ MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
+LOGGERS = ("tensorboard", "mlflow")  # `--log`: chainrule.train.loggers, each an optional extra
 # fields that say where a run goes, how it is described and how its data is found, not what it
 # trains: a sweep leaves them out of a trial's id, the CLI out of "differs from the default"
-BOOKKEEPING = ("name", "description", "out_dir", "run_dir", "data_dir", "download")
+BOOKKEEPING = (
+    "name",
+    "description",
+    "out_dir",
+    "run_dir",
+    "data_dir",
+    "download",
+    "log",
+    "mlflow_uri",
+    "mlflow_experiment",
+)
 
 
 class ConfigError(ValueError):
@@ -77,6 +88,21 @@ class TrainConfig:
     seed: int = _f(0, "seed for the split, initialization, shuffling, dropout and augmentation", "run")
     out_dir: str = _f("runs", "folder that receives the run folder", "run")
     run_dir: str | None = _f(None, "exact run folder to write (default <out-dir>/<timestamp>-<name>)", "run")
+    log: list[str] = _f(
+        [],
+        "experiment trackers, several allowed (--log tensorboard mlflow): tensorboard writes event files to "
+        "RUN/tensorboard/ (pip install 'chainrule[tensorboard]'), mlflow logs params, metrics and the run "
+        "folder's files to --mlflow-uri (pip install 'chainrule[mlflow]')",
+        "run",
+        LOGGERS,
+    )
+    mlflow_uri: str = _f(
+        "sqlite:///mlflow.db",
+        "MLflow tracking URI of --log mlflow: a SQLite file (relative to the current folder) or a server "
+        "(http://127.0.0.1:5000)",
+        "run",
+    )
+    mlflow_experiment: str = _f("chainrule", "MLflow experiment of --log mlflow (created if missing)", "run")
 
     # ---- data ----------------------------------------------------------------------------------
     dataset: str = _f("mnist", "data set", "data", DATASETS)
@@ -283,14 +309,18 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             v = getattr(self, f.name)
-            if choices and v not in choices:
-                hint = did_you_mean(str(v), choices)
-                raise ConfigError(f"{f.name} = {v!r} is not one of {', '.join(choices)}{hint}")
+            for item in v if isinstance(v, list) else [v]:  # a list of names: each is a choice
+                if choices and item not in choices:
+                    hint = did_you_mean(str(item), choices)
+                    raise ConfigError(f"{f.name} = {item!r} is not one of {', '.join(choices)}{hint}")
         for f in dataclasses.fields(self):  # inf/nan pass the range checks below (inf > 0)
             v = getattr(self, f.name)
             if field_kind(f.name) == "float" and v is not None and not math.isfinite(v):
                 raise ConfigError(f"{f.name} = {v!r} is invalid: it must be a finite number")
         _check(self.seed >= 0, "seed", self.seed, ">= 0")
+        _check(len(set(self.log)) == len(self.log), "log", self.log, "a list without repeats")
+        for key in ("mlflow_uri", "mlflow_experiment"):
+            _check(getattr(self, key).strip() != "", key, getattr(self, key), "non-empty")
         uses_batch_norm = self.batch_norm or self.model != "mlp"  # the image models have batch norm
         _check(
             not uses_batch_norm or self.batch_size > 1,
@@ -479,9 +509,10 @@ TrainConfig.__init__ = _checked_init  # type: ignore[method-assign]
 
 
 def field_kind(name: str) -> str:
-    """'int', 'float', 'bool', 'str', 'list' (of int); the annotation with `| None` stripped."""
+    """'int', 'float', 'bool', 'str', 'list' (of int), 'names' (a list of str); the annotation with
+    `| None` stripped."""
     ann = str(FIELDS[name].type).replace(" | None", "")
-    return {"list[int]": "list"}.get(ann, ann)
+    return {"list[int]": "list", "list[str]": "names"}.get(ann, ann)
 
 
 def optional(name: str) -> bool:
@@ -497,9 +528,8 @@ def coerce(name: str, value: Any, source: str = "config") -> Any:
         if optional(name):
             return None
         raise ConfigError(f"{source}: {name} cannot be empty")
-    bad = ConfigError(
-        f"{source}: {name} = {value!r} should be {'a list of integers' if kind == 'list' else kind}"
-    )
+    what = {"list": "a list of integers", "names": "a list of names"}.get(kind, kind)
+    bad = ConfigError(f"{source}: {name} = {value!r} should be {what}")
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -525,7 +555,18 @@ def coerce(name: str, value: Any, source: str = "config") -> Any:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise bad
         return list(value)
+    if kind == "names":  # `log = "tensorboard,mlflow"` is read as the list it names
+        if isinstance(value, str):
+            value = split_names(value)
+        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+            raise bad
+        return list(value)
     raise AssertionError(kind)
+
+
+def split_names(text: str) -> list[str]:
+    """'tensorboard,mlflow' or 'tensorboard mlflow' -> ['tensorboard', 'mlflow']."""
+    return [p for p in text.replace(",", " ").split() if p]
 
 
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:

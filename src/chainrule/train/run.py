@@ -2,7 +2,8 @@
 
 Run folder (default `runs/<YYYYmmdd-HHMMSS>-<name>`), every file written atomically: its files
 are named in `chainrule.layout` (config.toml, preprocess.json, checkpoint.npz, metrics.jsonl/csv,
-steps.csv, model.npz, the PNGs, summary.json, report.html).
+steps.csv, model.npz, the PNGs, summary.json, report.html; with `--log`, tensorboard/ and
+mlflow.json: `chainrule.train.loggers`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, changed_keys, dumps, load_toml
 from .engine import preflight
+from .loggers import RunLogger, make_loggers, require
 from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
 from .progress import Progress
@@ -140,6 +142,7 @@ def _train_run(
     until_fraction: float | None = None,
     data: Prepared | None = None,
     reschedule: bool = False,
+    mlflow_parent: dict[str, str] | None = None,
 ) -> RunResult:
     """Train `cfg` into a new run folder, or continue the run in `resume` (whose config.toml must be
     what `cfg` was resolved from). Returns the folder, how it ended, and the summary.
@@ -156,9 +159,13 @@ def _train_run(
 
     A resumed run with more steps than it was started with keeps its learning-rate schedule (a
     cosine or triangle stays at its final value after the old end); `reschedule` rebuilds it for
-    the new number of steps. Fewer steps than the run has done are refused."""
+    the new number of steps. Fewer steps than the run has done are refused.
+
+    `cfg.log`'s loggers (`chainrule.train.loggers`) follow the run; `mlflow_parent` (a sweep's
+    parent run, `MlflowRun.ref`) makes its MLflow run a child of that one."""
     stream = stream if stream is not None else sys.stderr
     cfg.validate()
+    require(cfg.log)  # a missing extra is one line now, not after the data has loaded
     if resume is not None:  # refused before any data is loaded
         _lock_run(Path(resume), held)
     preflight(cfg)
@@ -196,9 +203,13 @@ def _train_run(
         run_dir = new_run_dir(cfg)
         _lock_run(run_dir, held)
     progress = Progress(1, enabled=not quiet, stream=stream)
+    loggers: list[RunLogger] = []
     try:
-        trainer = Trainer(cfg, data, run_dir, progress)
+        loggers = make_loggers(cfg, run_dir, resume is not None, mlflow_parent, stream)
+        trainer = Trainer(cfg, data, run_dir, progress, callbacks=loggers)
     except BaseException:
+        for lg in loggers:
+            lg.abort(discard=True)
         if resume is None:  # a run that could not start leaves no folder behind
             held.pop().release()
             _remove_unstarted(run_dir)
@@ -212,8 +223,13 @@ def _train_run(
     ):
         schedule_note = "; no checkpoint had been written: it starts over"  # e.g. the disk was full
     elif resume is not None:
-        trainer.resume()
-        schedule_note = _resume_schedule(trainer, run_dir, reschedule)
+        try:
+            trainer.resume()
+            schedule_note = _resume_schedule(trainer, run_dir, reschedule)
+        except BaseException:  # a refused resume leaves the run's trackers as they were
+            for lg in loggers:
+                lg.abort(discard=True)
+            raise
     # written once the run is known to start (or continue): a refused resume leaves config.toml as it was
     atomic_write_text(run_dir / layout.CONFIG, dumps(cfg))
     atomic_write_text(run_dir / layout.PREPROCESS, json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
@@ -230,6 +246,8 @@ def _train_run(
         log(precision.line())
     if budget is not None:
         log(budget.line())
+    for lg in loggers:
+        log(f"chainrule: {lg.line}")
     if plots:
         from chainrule.report import plotting_missing
 
@@ -242,23 +260,30 @@ def _train_run(
         print(f"chainrule: warning: {warning}", file=stream, flush=True)
     if until_fraction is not None and until_fraction < 1.0:
         until_step = max(1, math.ceil(until_fraction * trainer.total_steps))
-    result = trainer.fit(until_step=until_step)
-    summary = finalize(
-        trainer,
-        result,
-        run_dir,
-        load_time=load_time,
-        command=command,
-        plots=plots,
-        extra={
-            **{
-                key: asdict(record)
-                for key, record in (("precision", precision), ("time_budget", budget))
-                if record is not None
+    try:
+        result = trainer.fit(until_step=until_step)
+        summary = finalize(
+            trainer,
+            result,
+            run_dir,
+            load_time=load_time,
+            command=command,
+            plots=plots,
+            extra={
+                **{
+                    key: asdict(record)
+                    for key, record in (("precision", precision), ("time_budget", budget))
+                    if record is not None
+                },
+                "data_files": raw.files if raw is not None else [],
             },
-            "data_files": raw.files if raw is not None else [],
-        },
-    )
+        )
+    except BaseException as e:
+        for lg in loggers:
+            lg.abort(e)
+        raise
+    for lg in loggers:  # after summary.json: the run folder is complete
+        lg.finish(summary)
     return RunResult(run_dir, result.status, result.message, summary)
 
 
