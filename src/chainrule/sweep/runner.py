@@ -356,7 +356,9 @@ def _run_locked(
                         resumed = (run_dir / layout.CHECKPOINT).is_file()
                         store.mark_running(t["trial_id"], target)
                         task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
-                        if parent is not None and "mlflow" in t["config"].get("log", []):
+                        if "mlflow" in t["config"].get("log", []):
+                            if parent is None:  # a trial Optuna asked for is the first to log to MLflow
+                                parent = _mlflow_parent(store, [t], out)
                             task["mlflow_parent"] = parent.ref
                         if rungs is not None and target is not None:
                             task["until_fraction"] = rungs.fraction(target)
