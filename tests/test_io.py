@@ -50,3 +50,15 @@ def test_did_you_mean_is_the_one_close_match_hint():
         " (did you mean 'fastnet-s' or 'fastnet-m'?)"
     )
     assert did_you_mean("zzzz", ["lr", "momentum"]) == ""
+
+
+def test_environ_sets_for_the_block_and_restores_set_and_unset_keys(monkeypatch):
+    import os
+
+    from chainrule._io import environ
+
+    monkeypatch.setenv("CHAINRULE_TEST_SET", "old")
+    monkeypatch.delenv("CHAINRULE_TEST_UNSET", raising=False)
+    with environ({"CHAINRULE_TEST_SET": "new", "CHAINRULE_TEST_UNSET": "1"}):
+        assert os.environ["CHAINRULE_TEST_SET"] == "new" and os.environ["CHAINRULE_TEST_UNSET"] == "1"
+    assert os.environ["CHAINRULE_TEST_SET"] == "old" and "CHAINRULE_TEST_UNSET" not in os.environ

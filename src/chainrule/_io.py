@@ -86,6 +86,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """`os.environ` with `values` set for the block (what a child process inherits, a library reads),
+    then as it was: the keys that were unset are unset again."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def one_line(e: BaseException, with_type: bool = False) -> str:
     """The message of `e` on one line (white space folded); its type's name when it has none, and
     before the message `with_type` (a sweep's trials.csv, where no traceback is at hand)."""

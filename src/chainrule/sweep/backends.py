@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import IO, Any
 
-from chainrule._io import one_line
+from chainrule._io import environ, one_line
 
 from . import worker
 from .layout import SweepError
@@ -70,19 +70,11 @@ class LocalPool:
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        saved = {k: os.environ.get(k) for k in worker.THREAD_VARS}
-        os.environ.update(worker.thread_env(self.threads))  # inherited: NumPy's BLAS starts with them
-        try:
+        with environ(worker.thread_env(self.threads)):  # inherited: NumPy's BLAS starts with them
             proc = self.ctx.Process(
                 target=_worker_main, args=(child, self.threads), daemon=True, name="chainrule-sweep-worker"
             )
             proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         child.close()
         return _Worker(proc, parent)
 

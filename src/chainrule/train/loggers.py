@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -28,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from chainrule import layout
-from chainrule._io import atomic_write_text, one_line
+from chainrule._io import atomic_write_text, environ, one_line
 
 from .callbacks import Callback
 from .config import BOOKKEEPING, ConfigError, TrainConfig
+from .history import EVAL_FIELDS
 
 if TYPE_CHECKING:
     from .trainer import FitResult, Trainer
@@ -42,18 +42,7 @@ MLFLOW_FILE = layout.MLFLOW_RUN  # a run folder's MLflow run, so a resumed run c
 # not artifacts: the resumable state (model.npz is the model) and an old folder's lock file
 SKIP_ARTIFACTS = (layout.CHECKPOINT, layout.LEGACY_LOCK)
 # an evaluation record's numbers, as MLflow metric names (TensorBoard groups them as loss/..., accuracy/...)
-EVAL_METRICS = (
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "train_loss_running",
-    "lr",
-    "epoch",
-    "penalty",
-)
+EVAL_METRICS = tuple(k for k in EVAL_FIELDS if k not in ("step", "time"))
 # summary.json's status -> the MLflow run status (a paused run is FINISHED until it is resumed)
 MLFLOW_STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "paused": "FINISHED"}
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -253,17 +242,8 @@ def absolute_uri(uri: str) -> str:
 def _quick_failure() -> Iterator[None]:
     """While connecting: no retries with backoff (MLflow's default is minutes against a server that
     is not there), so a wrong URI is one line at once."""
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    try:
+    with environ({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class MlflowRun:
