@@ -119,3 +119,26 @@ def test_an_unknown_backend_names_the_registered_ones(plain_sgd):
 def test_a_target_that_is_not_module_colon_class_is_refused():
     with pytest.raises(ValueError, match="must be 'module:Class'"):
         register_engine("bad", "tests.engine.PlainSGD")
+
+
+def test_a_saved_model_is_evaluated_by_the_engine_named(plain_sgd, tmp_path: Path, capsys):
+    """`chainrule evaluate --backend NAME` asks the engine (its `saved_logits`): numpy and torch give
+    the same accuracy on one saved model; an engine without `saved_logits` is one clear line."""
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "synthetic", "--hidden-sizes", "16", "--epochs", "2", "--quiet"]
+    assert main([*argv, "--run-dir", str(run)]) == 0
+    from chainrule.train.run import evaluate_run
+
+    by_numpy = evaluate_run(run, backend="numpy")
+    assert 0.5 < by_numpy["test_acc"] <= 1.0
+    pytest.importorskip("torch")
+    by_torch = evaluate_run(run, backend="torch")
+    assert by_torch["test_acc"] == by_numpy["test_acc"]
+    assert by_torch["test_loss"] == pytest.approx(by_numpy["test_loss"], rel=1e-5)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--backend", "plain-sgd"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "the plain-sgd engine cannot evaluate a saved model (--backend numpy evaluates any MLP)"
+    )
+    assert len(err) == 1

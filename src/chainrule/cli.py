@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from chainrule import layout
 from chainrule._io import did_you_mean, one_line
 from chainrule.train.config import (
+    BACKENDS,
     FIELDS,
     GROUP_TITLES,
     ConfigError,
@@ -245,7 +246,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="data folder (default: as for train)")
     e.add_argument("--json", action="store_true", help="print JSON (with per-class accuracy)")
     e.add_argument(
-        "--backend", choices=("numpy", "torch"), default="numpy", help="engine that computes the logits"
+        "--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits"
     )
 
     p = sub.add_parser(
@@ -265,7 +266,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
-        "--backend", choices=("numpy", "torch"), default="numpy", help="engine that computes the logits"
+        "--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits"
     )
 
     c = sub.add_parser(

@@ -227,7 +227,8 @@ def load(
     progress: bool | None = None,
     exclusive: bool = False,
 ) -> Dataset:
-    """Load a built-in data set: "mnist", "fashion-mnist" (or "fashion_mnist"), "cifar10" ("cifar-10").
+    """Load a built-in data set: "mnist", "fashion-mnist" (or "fashion_mnist"), "cifar10" ("cifar-10"),
+    or the generated "synthetic" and "synthetic-hard" (no files: the other arguments are unused).
 
     Args:
         name: data set name (case-insensitive).
@@ -251,6 +252,11 @@ def load(
             which files); DownloadError when downloading fails; DataFormatError for bad files.
     """
     spec = get_spec(name)
+    if not spec.needs_files:  # generated: no files to find
+        from .synthetic import generate
+
+        x_tr, y_tr, x_te, y_te = generate(**spec.generator)
+        return Dataset(spec.name, x_tr, y_tr, x_te, y_te, list(spec.classes), source="generated")
     if exclusive and root is None:
         raise ValueError("exclusive=True needs a root")
     roots = [Path(root).expanduser()] if exclusive and root is not None else data_roots(root)

@@ -98,14 +98,14 @@ def _check_data(trials: list[dict[str, Any]]) -> None:
     """Before anything runs (local backend): every data set the trials use is there (a missing
     --data-dir or data set is one error now, not one failed trial each). Loading also fills the
     chainrule.data cache, so the workers only memory-map it."""
-    from chainrule.train.config import SYNTHETIC, TrainConfig, from_dict
-    from chainrule.train.prepare import load_raw
+    from chainrule.train.config import TrainConfig, from_dict
+    from chainrule.train.prepare import load_raw, needs_files
 
     seen = set()
     for t in trials:
         c = t["config"]
         key = (c.get("dataset"), c.get("data_dir"), c.get("download"))
-        if key in seen or c.get("dataset") in SYNTHETIC:
+        if key in seen or not needs_files(c.get("dataset", TrainConfig().dataset)):
             continue
         seen.add(key)
         load_raw(from_dict(c, TrainConfig(), source=f"trial {t['trial_id']}"))

@@ -87,10 +87,9 @@ def init_worker(threads: int) -> None:
 
 
 def _load_raw(cfg: Any) -> Any:
-    from chainrule.train.config import SYNTHETIC
-    from chainrule.train.prepare import load_raw, resolve_data_root
+    from chainrule.train.prepare import load_raw, needs_files, resolve_data_root
 
-    key = (cfg.dataset, None if cfg.dataset in SYNTHETIC else resolve_data_root(cfg.data_dir, cfg.download))
+    key = (cfg.dataset, resolve_data_root(cfg.data_dir, cfg.download) if needs_files(cfg.dataset) else None)
     if key not in _RAW:
         _RAW[key] = load_raw(cfg)
     return _RAW[key]

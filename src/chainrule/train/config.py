@@ -21,13 +21,11 @@ from typing import Any
 
 from chainrule import layout
 from chainrule._io import did_you_mean
+from chainrule.data.registry import SPECS as DATASET_SPECS
 
 from .registry import ENGINES, load_engine
 
-# built in (chainrule.train.prepare.synthetic, no files): "synthetic" is learnt in a few hundred steps
-# (tests); "synthetic-hard" (10 classes, heavier noise) is not solved at once, so settings spread (demo sweep)
-SYNTHETIC = ("synthetic", "synthetic-hard")
-DATASETS = ("mnist", "fashion-mnist", "cifar10", *SYNTHETIC)
+DATASETS = tuple(DATASET_SPECS)  # the registered data sets (chainrule.data.registry), generated ones too
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")

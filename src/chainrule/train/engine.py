@@ -61,6 +61,14 @@ class Engine(Protocol):
 
         Shape: (N, ...) -> (N, classes)."""
 
+    @staticmethod
+    def saved_logits(model: Any, x: np.ndarray, image_shape: tuple[int, ...], tta: int = 0) -> np.ndarray:
+        """Eval-mode logits of a model loaded from a run folder (`chainrule evaluate`, `predict`,
+        `Run.predict`): the same inference as `logits`, without an engine built around it. Optional:
+        an engine without it cannot evaluate saved models.
+
+        Shape: x (N, C*H*W) standardized floats, `image_shape` (C, H, W) -> (N, classes)."""
+
     def check_finite(self) -> None:
         """Raise `TrainingDiverged` naming the first parameter or gradient that holds NaN/Inf."""
 

@@ -23,6 +23,8 @@ from .checkpoint import generator_states, set_generator_states
 from .config import FIELDS, ConfigError, TrainConfig
 from .engine import TrainingDiverged, limit_threads
 
+_EVAL_ROWS = 10000  # rows per forward pass when evaluating a saved model
+
 
 class NumpyEngine:
     """Args: see `chainrule.train.engine.Engine` (`sample` is unused: MLPs have no data-dependent
@@ -108,6 +110,19 @@ class NumpyEngine:
             return model.forward_nocopy(x)  # a buffer: valid until the next call
         finally:
             model.train(was_training)
+
+    @staticmethod
+    def saved_logits(model: Any, x: np.ndarray, image_shape: tuple[int, ...], tta: int = 0) -> np.ndarray:
+        """Eval-mode logits of a saved `chainrule.nn` model (`chainrule evaluate` / `predict`), in
+        chunks of 10,000 rows (`image_shape` and `tta` are for image models, which this engine does
+        not run).
+
+        Shape: x (N, D) standardized floats -> (N, classes)."""
+        from chainrule.nn import Module
+
+        if not isinstance(model, Module):
+            raise ConfigError("this run's model is a torch CNN: use --backend torch")
+        return np.concatenate([model.forward(x[s : s + _EVAL_ROWS]) for s in range(0, len(x), _EVAL_ROWS)])
 
     def check_finite(self) -> None:
         for name, p in self.model.named_parameters():

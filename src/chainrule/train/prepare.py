@@ -93,39 +93,22 @@ def synthetic(
     size: int = 8,
     noise: float = 45.0,
 ) -> RawData:
-    """A tiny image data set for tests and demos: each class is a fixed random 1 x size x size
-    pattern plus Gaussian noise of std `noise` (gray levels), as uint8. Learnable in a few hundred
-    steps with the defaults."""
-    rng = np.random.default_rng(seed)
-    protos = rng.uniform(40, 215, (classes, 1, size, size))
+    """`chainrule.data.synthetic.generate` as `RawData` (tests and notebooks that want a small set
+    of their own size; `dataset = "synthetic"` is the registered default one)."""
+    from chainrule.data.synthetic import generate
 
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, classes, n).astype(np.int64)
-        x = protos[y] + rng.normal(0, noise, (n, 1, size, size))
-        return np.clip(np.rint(x), 0, 255).astype(np.uint8), y
-
-    x_tr, y_tr = make(n_train)
-    x_te, y_te = make(n_test)
+    x_tr, y_tr, x_te, y_te = generate(seed, n_train, n_test, classes, size, noise)
     return RawData(x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(classes)])
-
-
-# the built-in data sets (config.SYNTHETIC): `synthetic`'s arguments. The hard one: 10 classes under
-# noise of std 120, where a well-chosen MLP reaches about 90% in 4 epochs and a poor one 10-60%
-SYNTHETIC_SETS: dict[str, dict[str, Any]] = {
-    "synthetic": {},
-    "synthetic-hard": {"classes": 10, "noise": 120.0, "n_train": 1200, "n_test": 400},
-}
 
 
 def load_raw(cfg: TrainConfig) -> RawData:
     """The data set named in `cfg` as uint8 arrays (N, C, H, W)."""
-    if cfg.dataset in SYNTHETIC_SETS:
-        return synthetic(**SYNTHETIC_SETS[cfg.dataset])
     from chainrule import data  # the loaders; imported here so `chainrule.train` loads without them
 
-    root = resolve_data_root(cfg.data_dir, cfg.download)
+    # a generated set reads no folder: a --data-dir is not looked at
+    root = resolve_data_root(cfg.data_dir, cfg.download) if needs_files(cfg.dataset) else None
     # a --data-dir is the only folder searched: no other copy is ever used in its place
-    ds: Any = data.load(cfg.dataset, root=root, download=cfg.download, exclusive=bool(cfg.data_dir))
+    ds: Any = data.load(cfg.dataset, root=root, download=cfg.download, exclusive=bool(root and cfg.data_dir))
     where = ds.source or cfg.dataset
     if ds.y_train.size == 0:
         raise ConfigError(f"{where}: the training split holds no images")
@@ -141,6 +124,17 @@ def load_raw(cfg: TrainConfig) -> RawData:
         [str(c) for c in ds.classes],
         list(ds.files),
     )
+
+
+def needs_files(dataset: str) -> bool:
+    """Whether the data set `dataset` is read from files (not generated; an unknown name counts as
+    read, so the loader's error names it)."""
+    from chainrule.data.registry import get_spec
+
+    try:
+        return get_spec(dataset).needs_files
+    except ValueError:
+        return True
 
 
 def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any) -> np.ndarray:

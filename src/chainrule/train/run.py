@@ -25,7 +25,7 @@ from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files
 
 from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, changed_keys, dumps, load_toml
-from .engine import preflight
+from .engine import engine_class, preflight
 from .loggers import RunLogger, make_loggers, require
 from .precision import PrecisionChoice, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
@@ -574,47 +574,16 @@ def _check_model_fits(
 
 
 def _logits(
-    model: Any,
-    x: np.ndarray,
-    backend: str = "numpy",
-    batch: int = 10000,
-    image_shape: Any = None,
-    tta: int = 0,
+    model: Any, x: np.ndarray, backend: str, image_shape: tuple[int, ...], tta: int = 0
 ) -> np.ndarray:
-    """Eval-mode logits of a saved model: an MLP computed by NumPy or by its torch copy, or a torch
-    image model (fed the standardized images reshaped to (N, C, H, W))."""
-    from chainrule.nn import Module
-
-    if not isinstance(model, Module):  # a torch.nn.Module (image model)
-        import torch
-
-        if backend == "numpy":
-            raise ConfigError("this run's model is a torch CNN: use --backend torch")
-        shape = (-1, *image_shape)
-        from chainrule.torch_ref.cnn import tta_logits
-
-        with torch.no_grad():
-            parts = [
-                tta_logits(model, torch.from_numpy(np.ascontiguousarray(x[s : s + 500]).reshape(shape)), tta)
-                for s in range(0, len(x), 500)
-            ]
-        return torch.cat(parts).float().numpy()
-    if backend == "numpy":
-        return np.concatenate([model.forward(x[s : s + batch]) for s in range(0, x.shape[0], batch)])
-    if backend != "torch":
-        raise ConfigError(f"backend = {backend!r} is not one of numpy, torch")
-    try:
-        import torch
-
-        from chainrule.torch_ref import to_torch
-    except ImportError:
-        raise ConfigError("--backend torch needs PyTorch: pip install 'chainrule[torch]'") from None
-    twin = to_torch(model).eval()
-    with torch.no_grad():
-        parts = [
-            twin(torch.from_numpy(np.ascontiguousarray(x[s : s + batch]))) for s in range(0, len(x), batch)
-        ]
-    return torch.cat(parts).numpy()
+    """Eval-mode logits of a saved model, computed by the `backend` engine (its `saved_logits`)."""
+    engine = engine_class(backend)
+    saved_logits = getattr(engine, "saved_logits", None)
+    if saved_logits is None:
+        raise ConfigError(
+            f"the {backend} engine cannot evaluate a saved model (--backend numpy evaluates any MLP)"
+        )
+    return saved_logits(model, x, image_shape=tuple(image_shape), tta=tta)
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str = "numpy") -> dict[str, Any]:

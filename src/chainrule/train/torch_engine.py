@@ -166,6 +166,33 @@ def _to_torch(obj: Any) -> Any:
     return obj
 
 
+_IMAGE_CHUNK = 500  # images per forward pass when evaluating (conv activations are large)
+_MLP_ROWS = 10000  # rows per forward pass when evaluating a saved MLP
+
+
+def image_logits(
+    model: torch.nn.Module,
+    chunks: Any,
+    level: int,
+    autocast_dtype: torch.dtype | None = None,
+    device_type: str = "cpu",
+) -> torch.Tensor:
+    """Eval-mode logits of an image model over `chunks` (an iterable of (n, C, H, W) float tensors),
+    with test-time augmentation `level` (`chainrule.torch_ref.cnn.tta_logits`), under autocast to
+    `autocast_dtype` if given (the result in fp32). The model must already be in eval mode."""
+    from chainrule.torch_ref.cnn import tta_logits
+
+    parts = []
+    with torch.no_grad():
+        for xt in chunks:
+            if autocast_dtype is None:
+                parts.append(tta_logits(model, xt, level=level))
+            else:
+                with torch.autocast(device_type, dtype=autocast_dtype):
+                    parts.append(tta_logits(model, xt, level=level).float())
+    return torch.cat(parts)
+
+
 class TorchEngine:
     """Args: see `chainrule.train.engine.Engine`."""
 
@@ -358,25 +385,42 @@ class TorchEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
-                if not self.images:
+            if not self.images:
+                with torch.no_grad():
                     out = self._forward(self._input(x))
-                else:  # in chunks: activations of conv nets are large
-                    from chainrule.torch_ref.cnn import tta_logits
-
-                    parts = []
-                    level = self.cfg.tta if final else 0
-                    for s in range(0, len(x), 500):
-                        xt = self._input(x[s : s + 500])
-                        if self.autocast_dtype is None:
-                            parts.append(tta_logits(self.model, xt, level=level))
-                        else:
-                            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-                                parts.append(tta_logits(self.model, xt, level=level).float())
-                    out = torch.cat(parts)
+            else:  # in chunks: activations of conv nets are large
+                chunks = (self._input(x[s : s + _IMAGE_CHUNK]) for s in range(0, len(x), _IMAGE_CHUNK))
+                level = self.cfg.tta if final else 0
+                out = image_logits(self.model, chunks, level, self.autocast_dtype, self.device.type)
         finally:
             self.model.train(was_training)
         return out.detach().cpu().numpy()
+
+    @staticmethod
+    def saved_logits(model: Any, x: np.ndarray, image_shape: tuple[int, ...], tta: int = 0) -> np.ndarray:
+        """Eval-mode logits of a saved model (`chainrule evaluate` / `predict`) in fp32: a torch image
+        model fed the standardized images as (N, C, H, W) with test-time augmentation `tta`, or a
+        `chainrule.nn` MLP computed by its torch copy.
+
+        Shape: x (N, C*H*W) standardized floats -> (N, classes)."""
+        from chainrule.nn import Module
+
+        if not isinstance(model, Module):  # a torch.nn.Module (image model)
+            shape = (-1, *image_shape)
+            chunks = (
+                torch.from_numpy(np.ascontiguousarray(x[s : s + _IMAGE_CHUNK]).reshape(shape))
+                for s in range(0, len(x), _IMAGE_CHUNK)
+            )
+            return image_logits(model, chunks, tta).float().numpy()
+        from chainrule.torch_ref import to_torch
+
+        twin = to_torch(model).eval()
+        with torch.no_grad():
+            parts = [
+                twin(torch.from_numpy(np.ascontiguousarray(x[s : s + _MLP_ROWS])))
+                for s in range(0, len(x), _MLP_ROWS)
+            ]
+        return torch.cat(parts).numpy()
 
     # ---- checks and state -------------------------------------------------------------------------
     def check_finite(self) -> None:
