@@ -55,11 +55,27 @@ def test_the_numpy_engine_takes_the_optimizers_chainrule_optim_builds():
         TrainConfig(precision="bf16").validate()
 
 
+def test_the_config_names_come_from_the_registries():
+    """No list of names is written twice: the config's choices are the registries' keys (read
+    without torch, so `chainrule --help` lists them without importing it)."""
+    from chainrule.data.registry import SPECS
+    from chainrule.optim.schedules import SCHEDULES
+    from chainrule.torch_ref.catalog import BATCH_NORM_IMPLS, NETWORKS
+    from chainrule.train.registry import ENGINES, OPTIMIZERS
+
+    assert config.OPTIMIZERS == tuple(OPTIMIZERS)
+    assert config.MODELS == ("mlp", *NETWORKS)
+    assert config.SCHEDULES is SCHEDULES
+    assert config.BATCH_NORM_IMPLS == tuple(BATCH_NORM_IMPLS)
+    assert config.DATASETS == tuple(SPECS)
+    assert config.BACKENDS == ENGINES.keys()
+
+
 def test_every_name_the_config_offers_is_built_by_an_engine():
-    """config.py keeps its own copies of the names for `chainrule --help` (which imports neither NumPy
-    nor torch); these keep them equal to what the engines build."""
+    """Each registered name is built by some engine: the registries and the builders agree."""
     pytest.importorskip("torch")
     from chainrule.optim import OPTIMIZERS as NUMPY_OPTIMIZERS
+    from chainrule.torch_ref import BATCH_NORM_IMPLS
     from chainrule.torch_ref.cnn import CNN_NAMES
     from chainrule.train import torch_engine
 
@@ -68,6 +84,7 @@ def test_every_name_the_config_offers_is_built_by_an_engine():
     )
     assert set(torch_engine.OPTIMIZERS) <= set(config.OPTIMIZERS)
     assert config.MODELS == ("mlp", *CNN_NAMES)
+    assert tuple(BATCH_NORM_IMPLS) == config.BATCH_NORM_IMPLS
     for name in config.OPTIMIZERS:
         TrainConfig(backend="torch", optimizer=name).validate()
 

@@ -70,6 +70,32 @@ def channel_stats(x: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, 
     return _stats(np.asarray(x), per_channel)
 
 
+def normalizer(
+    mean: np.ndarray, std: np.ndarray, dtype: Any = np.float32, from_uint8: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one normalization of chainrule, as (scale, shift) such that x' = x * scale - shift equals
+    (x/255 - mean) / std for uint8 `x` ((x - mean) / std with `from_uint8` False). The trainer
+    (`chainrule.train.prepare.transform`), the torch engine (on its device, per batch) and
+    `standardize` all compute x * scale - shift with these two arrays, so they agree bit for bit.
+
+    Shape: mean, std (C,) -> scale, shift (C,) of `dtype`.
+    """
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    unit = 255.0 if from_uint8 else 1.0
+    return (1.0 / (unit * std)).astype(dtype), (mean / std).astype(dtype)
+
+
+def normalize_into(out: np.ndarray, x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """out = x * scale - shift, `scale`/`shift` broadcast per channel (axis 1) of `out`, no temporary.
+
+    Shape: x and out (N, C, ...) (or any shape for one scalar channel); scale, shift (C,) or (1,)."""
+    bshape = (1, len(scale)) + (1,) * (out.ndim - 2) if len(scale) > 1 else (1,) * out.ndim
+    out[...] = x
+    out *= scale.reshape(bshape)
+    out -= shift.reshape(bshape)
+    return out
+
+
 def standardize(
     x_train: np.ndarray,
     *others: np.ndarray,
@@ -101,17 +127,8 @@ def standardize(
         x = np.asarray(x)
         if x.shape[1:] != x_train.shape[1:]:
             raise ValueError(f"standardize: array of shape {x.shape} does not match training {x_train.shape}")
-        scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-        if len(mean) > 1:
-            bshape = (1, len(mean)) + (1,) * (x.ndim - 2)
-            a = (scale / std).reshape(bshape).astype(dtype)
-            b = (-mean / std).reshape(bshape).astype(dtype)
-        else:
-            a, b = dtype.type(scale / std[0]), dtype.type(-mean[0] / std[0])
-        out = np.empty(x.shape, dtype)
-        np.multiply(x, a, out=out, casting="unsafe")  # x' = x * scale/std - mean/std
-        out += b
-        outs.append(out)
+        scale, shift = normalizer(mean, std, dtype, from_uint8=x.dtype == np.uint8)
+        outs.append(normalize_into(np.empty(x.shape, dtype), x, scale, shift))
     return tuple(outs), (mean, std)
 
 

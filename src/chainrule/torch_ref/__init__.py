@@ -1,18 +1,42 @@
-"""PyTorch reference models (imports torch; the NumPy engine never imports this package)."""
+"""PyTorch reference models (the NumPy engine never imports them). The package imports torch only when
+one of its models is used; `catalog` names them without torch."""
 
-from .batchnorm import BatchNormAutograd, BatchNormFunction, BatchNormManual
-from .cnn import (
-    CNN_NAMES,
-    FastNet,
-    LookaheadEMA,
-    SeedVGG,
-    build_cnn,
-    count_flops,
-    init_whitening,
-    param_groups,
-    tta_logits,
-)
-from .mlp import BATCH_NORM_IMPLS, bn_state_name_map, copy_from_torch, to_torch
+import importlib
+from typing import Any
+
+# public name -> the module that defines it; imported on first use (PEP 562), so that
+# `chainrule.torch_ref.catalog` (names only) is importable without torch
+_EXPORTS = {
+    "BatchNormAutograd": "batchnorm",
+    "BatchNormFunction": "batchnorm",
+    "BatchNormManual": "batchnorm",
+    "CNN_NAMES": "cnn",
+    "FastNet": "cnn",
+    "LookaheadEMA": "cnn",
+    "SeedVGG": "cnn",
+    "build_cnn": "cnn",
+    "count_flops": "cnn",
+    "init_whitening": "cnn",
+    "param_groups": "cnn",
+    "tta_logits": "cnn",
+    "BATCH_NORM_IMPLS": "mlp",
+    "bn_state_name_map": "mlp",
+    "copy_from_torch": "mlp",
+    "to_torch": "mlp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "BATCH_NORM_IMPLS",

@@ -27,6 +27,8 @@ from torch import nn
 
 from chainrule._io import did_you_mean
 
+from .catalog import NETWORKS
+
 __all__ = [
     "CNN_NAMES",
     "FastNet",
@@ -365,12 +367,9 @@ class LookaheadEMA:
 # factory and FLOPs
 # ==================================================================================================
 
-# name -> (class, default keyword arguments)
+# name -> (class, default keyword arguments), from the torch-free catalog.NETWORKS
 _NETS: dict[str, tuple[type[nn.Module], dict]] = {
-    "vgg": (SeedVGG, {}),
-    "fastnet": (FastNet, {"widths": (64, 256, 256)}),
-    "fastnet-m": (FastNet, {"widths": (64, 128, 256)}),
-    "fastnet-s": (FastNet, {"widths": (32, 64, 128)}),
+    name: (globals()[cls], dict(opts)) for name, (cls, opts) in NETWORKS.items()
 }
 CNN_NAMES: tuple[str, ...] = tuple(_NETS)
 

@@ -8,6 +8,8 @@ parameters gamma and beta, where chainrule and torch say weight and bias (`bn_st
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -18,12 +20,12 @@ from ..nn.dropout import Dropout
 from ..nn.layers import Linear, ReLU
 from ..nn.module import Module, Sequential
 from .batchnorm import BatchNormAutograd, BatchNormManual
+from .catalog import BATCH_NORM_IMPLS as _CATALOG_IMPLS
 
-# to_torch's choices for chainrule BatchNorm1d layers
+# to_torch's choices for chainrule BatchNorm1d layers (their names: catalog.BATCH_NORM_IMPLS)
 BATCH_NORM_IMPLS: dict[str, type[nn.Module]] = {
-    "torch": nn.BatchNorm1d,
-    "autograd": BatchNormAutograd,
-    "manual": BatchNormManual,
+    name: getattr(importlib.import_module(module), cls)
+    for name, (module, _, cls) in ((k, v.partition(":")) for k, v in _CATALOG_IMPLS.items())
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, TrainConfig
+from .registry import OPTIMIZERS
 
 
 def build_model(cfg: TrainConfig, in_features: int, num_classes: int) -> Any:
@@ -46,11 +47,7 @@ def build_optimizer(cfg: TrainConfig, model: Any) -> Any:
 
 def optimizer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """The hyperparameters of `cfg.optimizer`, by the names chainrule.optim and torch.optim share."""
+    values = {"momentum": cfg.momentum, "nesterov": cfg.nesterov, "betas": (cfg.beta1, cfg.beta2)}
     kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if cfg.optimizer == "sgd":
-        kw.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
-    elif cfg.optimizer in ("adam", "adamw"):
-        kw.update(betas=(cfg.beta1, cfg.beta2))
-    elif cfg.optimizer == "rmsprop":
-        kw.update(momentum=cfg.momentum)
+    kw.update((name, values[name]) for name in OPTIMIZERS[cfg.optimizer])
     return kw

@@ -22,33 +22,25 @@ from typing import Any
 from chainrule import layout
 from chainrule._io import did_you_mean
 from chainrule.data.registry import SPECS as DATASET_SPECS
+from chainrule.optim.schedules import SCHEDULES
+from chainrule.torch_ref.catalog import BATCH_NORM_IMPLS as TORCH_BATCH_NORMS
+from chainrule.torch_ref.catalog import NETWORKS
 
 from .registry import ENGINES, load_engine
+from .registry import OPTIMIZERS as OPTIMIZER_REGISTRY
 
 DATASETS = tuple(DATASET_SPECS)  # the registered data sets (chainrule.data.registry), generated ones too
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu")
 INITS = ("torch", "normal", "zeros", "xavier_uniform", "xavier_normal", "he_normal")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")
-# the names chainrule.optim.make_schedule builds (not imported: the CLI starts without NumPy; a test
-# keeps the two lists equal)
-SCHEDULES = (
-    "constant",
-    "step_decay",
-    "exponential",
-    "cosine",
-    "triangle",
-    "inverse_scaling",
-    "plateau",
-    "loss_ratio",
-)
+OPTIMIZERS = tuple(OPTIMIZER_REGISTRY)
 MONITORS = ("val_loss", "val_acc")
 PREPROCESS = ("standardize", "center", "scale", "center255")
 DTYPES = ("float32", "float64")
 BACKENDS = ENGINES.keys()  # live: an engine registered later is a valid backend too
-MODELS = ("mlp", "vgg", "fastnet", "fastnet-m", "fastnet-s")
+MODELS = ("mlp", *NETWORKS)  # chainrule.nn's MLP, and the torch reference's networks by name
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16")
-BATCH_NORM_IMPLS = ("torch", "autograd", "manual")
+BATCH_NORM_IMPLS = tuple(TORCH_BATCH_NORMS)
 LOGGERS = ("tensorboard", "mlflow")  # `--log`: chainrule.train.loggers, each an optional extra
 # fields that say where a run goes, how it is described and how its data is found, not what it
 # trains: a sweep leaves them out of a trial's id, the CLI out of "differs from the default"

@@ -139,17 +139,16 @@ def needs_files(dataset: str) -> bool:
 
 def transform(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray, dtype: Any) -> np.ndarray:
     """uint8 (N, C, H, W) -> float (N, C*H*W): scale to [0, 1], subtract mean, divide by std
-    (per channel). Chunked, so no float64 copy of a whole data set is ever made."""
-    n, c = x_uint8.shape[:2]
+    (per channel; `chainrule.data.preprocess.normalizer`). Chunked, so no float64 copy of a whole
+    data set is ever made."""
+    from chainrule.data.preprocess import normalize_into, normalizer
+
+    n = x_uint8.shape[0]
     out = np.empty((n, int(np.prod(x_uint8.shape[1:]))), dtype)  # also for 0 images
-    scale = (1.0 / (255.0 * std)).astype(dtype)  # (C,)
-    shift = (mean / std).astype(dtype)  # (C,)
+    scale, shift = normalizer(mean, std, dtype)  # (C,)
     view = out.reshape(x_uint8.shape)
     for s in range(0, n, 8192):
-        chunk = view[s : s + 8192]
-        chunk[...] = x_uint8[s : s + 8192]
-        chunk *= scale[None, :, None, None]
-        chunk -= shift[None, :, None, None]
+        normalize_into(view[s : s + 8192], x_uint8[s : s + 8192], scale, shift)
     return out
 
 

@@ -1,4 +1,5 @@
-"""The engine registry: backend name -> "module:Class", without importing any engine.
+"""The engine registry (backend name -> "module:Class", without importing any engine) and the
+optimizer registry (name -> its hyperparameters).
 
 `chainrule.train.config` takes its backend list from here (so `chainrule --help` lists every
 engine and starts without NumPy or torch) and asks the engine a config names for its own rules
@@ -14,6 +15,19 @@ from typing import Any
 ENGINES: dict[str, str] = {
     "numpy": "chainrule.train.numpy_engine:NumpyEngine",
     "torch": "chainrule.train.torch_engine:TorchEngine",
+}
+
+
+# optimizer name -> the keyword arguments it takes besides lr and weight_decay (by the names
+# chainrule.optim and torch.optim share; `builders.optimizer_kwargs` fills them from the config). The
+# config offers these names; each engine says which it builds (`check_config`). "muon" is built by
+# the torch engine from the muon_* fields.
+OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum", "nesterov"),
+    "adam": ("betas",),
+    "adamw": ("betas",),
+    "rmsprop": ("momentum",),
+    "muon": (),
 }
 
 

@@ -276,12 +276,13 @@ class TorchEngine:
         self._scale: torch.Tensor | None = None
         self._shift: torch.Tensor | None = None
         if self.images:  # x_float = x_uint8 * scale - shift == (x/255 - mean) / std, per channel
-            m = np.asarray(mean if mean is not None else np.zeros(in_shape[0]), np.float64)
-            s = np.asarray(std if std is not None else np.ones(in_shape[0]), np.float64)
-            self._scale = torch.tensor(1.0 / (255.0 * s), dtype=self.dtype, device=self.device).view(
-                1, -1, 1, 1
-            )
-            self._shift = torch.tensor(m / s, dtype=self.dtype, device=self.device).view(1, -1, 1, 1)
+            from chainrule.data.preprocess import normalizer
+
+            m = mean if mean is not None else np.zeros(in_shape[0])
+            s = std if std is not None else np.ones(in_shape[0])
+            scale, shift = normalizer(m, s, np.dtype(cfg.dtype))  # (C,), as the NumPy path's
+            self._scale = torch.from_numpy(scale).to(self.device).view(1, -1, 1, 1)
+            self._shift = torch.from_numpy(shift).to(self.device).view(1, -1, 1, 1)
 
     def _build_image_model(
         self,
