@@ -511,7 +511,16 @@ class RMSprop(Optimizer):
         p.data -= s2
 
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+# name -> (class, the defaults the name stands for); a new optimizer is its class plus one entry
+_REGISTRY: dict[str, tuple[type[Optimizer], dict[str, Any]]] = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
+    "rmsprop": (RMSprop, {}),
+}
+OPTIMIZERS = tuple(_REGISTRY)
 
 
 def make_optimizer(name: str, params: Iterable[Param] | Module, **kwargs: Any) -> Optimizer:
@@ -527,17 +536,10 @@ def make_optimizer(name: str, params: Iterable[Param] | Module, **kwargs: Any) -
     key = str(name).strip().lower().replace("-", "").replace("_", "")
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    cls: type[Optimizer]
-    if key in ("sgd", "momentum", "nesterov"):
-        cls = SGD
-        if "lr" not in kwargs:
-            raise ValueError(f"optimizer {name!r} needs a learning rate (lr=...)")
-        if key != "sgd":
-            kwargs.setdefault("momentum", 0.9)
-        if key == "nesterov":
-            kwargs.setdefault("nesterov", True)
-    else:
-        cls = {"adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}[key]
+    cls, defaults = _REGISTRY[key]
+    if cls is SGD and "lr" not in kwargs:
+        raise ValueError(f"optimizer {name!r} needs a learning rate (lr=...)")
+    kwargs = {**defaults, **kwargs}
     import inspect
 
     accepted = [a for a in inspect.signature(cls.__init__).parameters if a not in ("self", "params")]
