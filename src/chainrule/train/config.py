@@ -61,8 +61,18 @@ class ConfigError(ValueError):
     """A config value, key or file is invalid. The message is one line that names the problem."""
 
 
-def _f(default: Any, help: str, group: str, choices: Collection[str] | None = None, **kw: Any) -> Any:
-    meta = {"help": help, "group": group, "choices": choices}
+def _f(
+    default: Any,
+    help: str,
+    group: str,
+    choices: Collection[str] | None = None,
+    within: str | None = None,
+    **kw: Any,
+) -> Any:
+    """A config field: its default, `--help` line and group, and its constraint, declared here and
+    checked by `validate`: `choices` (names) or `within` (a range: ">= 0", "> 0", "[0, 1)", "(0, 1]";
+    None passes where the field is optional)."""
+    meta = {"help": help, "group": group, "choices": choices, "within": within}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -75,7 +85,9 @@ class TrainConfig:
     # ---- run -----------------------------------------------------------------------------------
     name: str = _f("mnist-fast", "run name (the run folder is <out-dir>/<timestamp>-<name>)", "run")
     description: str = _f("", "free text shown in the report", "run")
-    seed: int = _f(0, "seed for the split, initialization, shuffling, dropout and augmentation", "run")
+    seed: int = _f(
+        0, "seed for the split, initialization, shuffling, dropout and augmentation", "run", within=">= 0"
+    )
     out_dir: str = _f("runs", "folder that receives the run folder", "run")
     run_dir: str | None = _f(None, "exact run folder to write (default <out-dir>/<timestamp>-<name>)", "run")
     log: list[str] = _f(
@@ -104,7 +116,9 @@ class TrainConfig:
     download: bool = _f(
         False, "download the data set from its canonical source when it is not found (md5 checked)", "data"
     )
-    val_fraction: float = _f(0.1, "fraction of the training set held out for validation (0 = none)", "data")
+    val_fraction: float = _f(
+        0.1, "fraction of the training set held out for validation (0 = none)", "data", within="[0, 1)"
+    )
     preprocess: str = _f(
         "standardize",
         "input transform: standardize = (x/255 - mean)/std per channel; center = x/255 - mean; "
@@ -122,7 +136,7 @@ class TrainConfig:
         "way in each next epoch (airbench's alternating flip: every image is seen both ways)",
         "data",
     )
-    crop_padding: int = _f(4, "padding of the random crop", "data")
+    crop_padding: int = _f(4, "padding of the random crop", "data", within=">= 0")
     crop_fill: str = _f(
         "mean",
         "what the random crop pads with: mean = the channel means (0 after standardization), "
@@ -143,8 +157,8 @@ class TrainConfig:
     )
     activation: str = _f("relu", "hidden activation", "model", ACTIVATIONS)
     init: str = _f("torch", "weight initialization", "model", INITS)
-    init_std: float | None = _f(None, "std for --init normal (default 1e-4)", "model")
-    dropout: float = _f(0.0, "dropout probability after each hidden activation", "model")
+    init_std: float | None = _f(None, "std for --init normal (default 1e-4)", "model", within="> 0")
+    dropout: float = _f(0.0, "dropout probability after each hidden activation", "model", within="[0, 1)")
     batch_norm: bool = _f(False, "BatchNorm1d after each hidden linear layer", "model")
     dtype: str = _f("float32", "parameter and data dtype", "model", DTYPES)
 
@@ -153,7 +167,7 @@ class TrainConfig:
         "numpy", "engine under the trainer: numpy (chainrule.nn) or torch (PyTorch)", "engine", BACKENDS
     )
     threads: int | None = _f(
-        None, "CPU threads for BLAS / torch (default: the library's own choice)", "engine"
+        None, "CPU threads for BLAS / torch (default: the library's own choice)", "engine", within=">= 1"
     )
 
     # ---- torch engine only: the image models and their tricks ----------------------------------
@@ -178,7 +192,9 @@ class TrainConfig:
         "conv group widths of --model fastnet (e.g. --widths 64 256 256; empty: the network's default)",
         "torch",
     )
-    label_smoothing: float = _f(0.0, "torch: label smoothing of the cross-entropy (0 = none)", "torch")
+    label_smoothing: float = _f(
+        0.0, "torch: label smoothing of the cross-entropy (0 = none)", "torch", within="[0, 1)"
+    )
     tta: int = _f(
         0,
         "torch image models: test-time augmentation of the final evaluation (0 none, 1 flip, 2 flip and "
@@ -189,6 +205,7 @@ class TrainConfig:
         1.0,
         "torch image models: lr factor of the BatchNorm shifts (their weight decay is divided by it)",
         "torch",
+        within="> 0",
     )
     lookahead: bool = _f(
         False,
@@ -201,12 +218,14 @@ class TrainConfig:
         "(gradient accumulation: a large batch at the speed of a small one; BatchNorm normalizes "
         "each chunk); 0 = the whole batch",
         "torch",
+        within=">= 0",
     )
     lookahead_every: int = _f(
         5,
         "torch: optimizer steps between lookahead updates (each update decays by 0.95^5 x progress^3; "
         "at batch B, 5 x 1024 / B keeps airbench's averaging horizon in images)",
         "torch",
+        within=">= 1",
     )
 
     # ---- optimizer -----------------------------------------------------------------------------
@@ -217,60 +236,80 @@ class TrainConfig:
         "optim",
         OPTIMIZERS,
     )
-    lr: float = _f(0.1, "(initial) learning rate", "optim")
-    momentum: float = _f(0.9, "momentum (sgd, rmsprop; PyTorch convention; 0 = plain SGD)", "optim")
-    nesterov: bool = _f(False, "Nesterov momentum (sgd)", "optim")
-    weight_decay: float = _f(0.0, "optimizer weight decay (decoupled for adamw)", "optim")
-    beta1: float = _f(0.9, "Adam beta1", "optim")
-    beta2: float = _f(0.999, "Adam beta2", "optim")
-    muon_lr: float = _f(
-        0.02, "muon: learning rate of the orthogonalized updates (follows the schedule)", "optim"
+    lr: float = _f(0.1, "(initial) learning rate", "optim", within="> 0")
+    momentum: float = _f(
+        0.9, "momentum (sgd, rmsprop; PyTorch convention; 0 = plain SGD)", "optim", within="[0, 1)"
     )
-    muon_momentum: float = _f(0.95, "muon: momentum of the Muon part (Nesterov)", "optim")
-    muon_ns_steps: int = _f(5, "muon: Newton-Schulz iterations per update", "optim")
+    nesterov: bool = _f(False, "Nesterov momentum (sgd)", "optim")
+    weight_decay: float = _f(0.0, "optimizer weight decay (decoupled for adamw)", "optim", within=">= 0")
+    beta1: float = _f(0.9, "Adam beta1", "optim", within="[0, 1)")
+    beta2: float = _f(0.999, "Adam beta2", "optim", within="[0, 1)")
+    muon_lr: float = _f(
+        0.02,
+        "muon: learning rate of the orthogonalized updates (follows the schedule)",
+        "optim",
+        within=">= 0",
+    )
+    muon_momentum: float = _f(0.95, "muon: momentum of the Muon part (Nesterov)", "optim", within="[0, 1)")
+    muon_ns_steps: int = _f(5, "muon: Newton-Schulz iterations per update", "optim", within=">= 1")
     muon_normalize: bool = _f(
         False,
         "muon: keep each filter bank at norm sqrt(out) (for weights followed by BatchNorm, whose "
         "output ignores their scale)",
         "optim",
     )
-    l1: float = _f(0.0, "L1 penalty coefficient added to the loss (l1 * sum |w|)", "optim")
-    l2: float = _f(0.0, "L2 penalty coefficient added to the loss (see chainrule.nn.Penalty)", "optim")
+    l1: float = _f(0.0, "L1 penalty coefficient added to the loss (l1 * sum |w|)", "optim", within=">= 0")
+    l2: float = _f(
+        0.0, "L2 penalty coefficient added to the loss (see chainrule.nn.Penalty)", "optim", within=">= 0"
+    )
 
     # ---- learning-rate schedule ----------------------------------------------------------------
     schedule: str = _f("cosine", "learning-rate schedule", "schedule", SCHEDULES)
-    warmup_steps: int = _f(0, "linear warmup steps (cosine), steps up to the peak (triangle)", "schedule")
+    warmup_steps: int = _f(
+        0, "linear warmup steps (cosine), steps up to the peak (triangle)", "schedule", within=">= 0"
+    )
     warmup_fraction: float | None = _f(
         None,
         "warmup / peak step as a fraction of the run's steps, rounded (overrides --warmup-steps; "
         "follows --epochs and --time-budget)",
         "schedule",
+        within="[0, 1)",
     )
-    warmup_start: float = _f(0.0, "triangle: the learning rate at step 0, as a fraction of --lr", "schedule")
-    decay_rate: float = _f(0.85, "factor for step_decay / exponential / plateau", "schedule")
-    decay_steps: int = _f(250, "steps between decays (step_decay), time constant (exponential)", "schedule")
-    min_lr: float = _f(0.0, "final learning rate (cosine) and floor (plateau)", "schedule")
-    power: float = _f(0.5, "exponent of inverse_scaling: lr / (1 + step)^power", "schedule")
+    warmup_start: float = _f(
+        0.0, "triangle: the learning rate at step 0, as a fraction of --lr", "schedule", within="[0, 1]"
+    )
+    decay_rate: float = _f(0.85, "factor for step_decay / exponential / plateau", "schedule", within="(0, 1]")
+    decay_steps: int = _f(
+        250, "steps between decays (step_decay), time constant (exponential)", "schedule", within=">= 1"
+    )
+    min_lr: float = _f(0.0, "final learning rate (cosine) and floor (plateau)", "schedule", within=">= 0")
+    power: float = _f(0.5, "exponent of inverse_scaling: lr / (1 + step)^power", "schedule", within=">= 0")
     plateau_patience: int = _f(
-        2, "evaluations without improvement before the plateau rule decays", "schedule"
+        2, "evaluations without improvement before the plateau rule decays", "schedule", within=">= 1"
     )
     lr_window: int = _f(
-        100, "window k of the loss_ratio rule (lr *= mean(last k) / mean(previous k))", "schedule"
+        100,
+        "window k of the loss_ratio rule (lr *= mean(last k) / mean(previous k))",
+        "schedule",
+        within=">= 1",
     )
 
     # ---- training loop -------------------------------------------------------------------------
-    batch_size: int = _f(256, "mini-batch size (1 = per-sample SGD)", "train")
-    epochs: float | None = _f(8.0, "epochs to train (ignored when --steps is set)", "train")
-    steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train")
+    batch_size: int = _f(256, "mini-batch size (1 = per-sample SGD)", "train", within=">= 1")
+    epochs: float | None = _f(8.0, "epochs to train (ignored when --steps is set)", "train", within="> 0")
+    steps: int | None = _f(None, "optimizer steps to train (overrides --epochs)", "train", within=">= 1")
     time_budget: float | None = _f(
         None,
         "train for this many seconds: a few seconds of timing on this machine fix the number of steps "
         f"(overrides --epochs and --steps; {layout.CONFIG} records the steps)",
         "train",
+        within="> 0",
     )
 
     # ---- evaluation, early stopping and metrics -----------------------------------------------
-    eval_every: int = _f(0, "evaluate every N steps (0: at the end of each epoch only)", "eval")
+    eval_every: int = _f(
+        0, "evaluate every N steps (0: at the end of each epoch only)", "eval", within=">= 0"
+    )
     eval_each_epoch: bool = _f(
         True,
         "also evaluate (and checkpoint) at the end of every epoch "
@@ -279,12 +318,16 @@ class TrainConfig:
     )
     early_stopping: bool = _f(False, "stop when the monitored metric stops improving", "eval")
     monitor: str = _f("val_loss", "metric for early stopping, plateau and best weights", "eval", MONITORS)
-    patience: int = _f(3, "evaluations with relative improvement below --min-delta before stopping", "eval")
-    min_delta: float = _f(0.001, "relative improvement that counts (0.001 = 0.1%)", "eval")
+    patience: int = _f(
+        3, "evaluations with relative improvement below --min-delta before stopping", "eval", within=">= 1"
+    )
+    min_delta: float = _f(0.001, "relative improvement that counts (0.001 = 0.1%)", "eval", within=">= 0")
     restore_best: bool = _f(True, "with early stopping, restore the best weights at the end", "eval")
-    loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "eval")
-    train_eval_size: int = _f(10000, "training samples evaluated (eval mode) at each evaluation", "eval")
-    eval_batch_size: int = _f(10000, "batch size for evaluation", "eval")
+    loss_window: int = _f(100, "steps per window of the averaged training-loss curve", "eval", within=">= 1")
+    train_eval_size: int = _f(
+        10000, "training samples evaluated (eval mode) at each evaluation", "eval", within=">= 0"
+    )
+    eval_batch_size: int = _f(10000, "batch size for evaluation", "eval", within=">= 1")
     eval_test: bool = _f(
         False,
         "also evaluate the test set at every evaluation (default: the validation set during training, "
@@ -307,7 +350,9 @@ class TrainConfig:
             v = getattr(self, f.name)
             if field_kind(f.name) == "float" and v is not None and not math.isfinite(v):
                 raise ConfigError(f"{f.name} = {v!r} is invalid: it must be a finite number")
-        _check(self.seed >= 0, "seed", self.seed, ">= 0")
+            within = f.metadata.get("within")
+            if within and v is not None and not _in_range(v, within):
+                raise ConfigError(f"{f.name} = {v!r} is invalid: it must be {_range_text(within)}")
         _check(len(set(self.log)) == len(self.log), "log", self.log, "a list without repeats")
         for key in ("mlflow_uri", "mlflow_experiment"):
             _check(getattr(self, key).strip() != "", key, getattr(self, key), "non-empty")
@@ -337,17 +382,7 @@ class TrainConfig:
             self.precision,
             "fp32 or auto with --dtype float64",
         )
-        _check(self.threads is None or self.threads >= 1, "threads", self.threads, ">= 1")
-        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "in [0, 1)")
         _check(self.tta in (0, 1, 2), "tta", self.tta, "0, 1 or 2")
-        _check(self.bias_lr_scale > 0, "bias_lr_scale", self.bias_lr_scale, "> 0")
-        _check(self.lookahead_every >= 1, "lookahead_every", self.lookahead_every, ">= 1")
-        _check(self.micro_batch >= 0, "micro_batch", self.micro_batch, ">= 0")
-        _check(
-            self.muon_lr >= 0 and math.isfinite(self.muon_lr), "muon_lr", self.muon_lr, "a finite number >= 0"
-        )
-        _check(0.0 <= self.muon_momentum < 1.0, "muon_momentum", self.muon_momentum, "in [0, 1)")
-        _check(self.muon_ns_steps >= 1, "muon_ns_steps", self.muon_ns_steps, ">= 1")
         _check(all(w > 0 for w in self.widths), "widths", self.widths, "positive integers")
         _check(
             not self.widths or self.model.startswith("fastnet"),
@@ -361,9 +396,6 @@ class TrainConfig:
             self.model,
             "an image model (vgg, fastnet) for --tta and --bias-lr-scale",
         )
-        _check(0.0 <= self.warmup_start <= 1.0, "warmup_start", self.warmup_start, "in [0, 1]")
-        _check(0.0 <= self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in [0, 1)")
-        _check(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
         _check(
             not self.alternate_flip or self.random_flip,
             "alternate_flip",
@@ -376,43 +408,14 @@ class TrainConfig:
             self.hidden_sizes,
             "positive integers",
         )
-        _check(self.init_std is None or self.init_std > 0, "init_std", self.init_std, "> 0")
-        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
-        _check(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a positive finite number")
-        _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "in [0, 1)")
         _check(
             not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
             "nesterov",
             self.nesterov,
             "used only with --optimizer sgd or muon and --momentum > 0",
         )
-        for k in ("weight_decay", "l1", "l2", "min_lr", "min_delta", "power"):
-            _check(getattr(self, k) >= 0, k, getattr(self, k), ">= 0")
-        _check(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "in [0, 1)")
-        _check(0.0 <= self.beta2 < 1.0, "beta2", self.beta2, "in [0, 1)")
-        _check(0.0 < self.decay_rate <= 1.0, "decay_rate", self.decay_rate, "in (0, 1]")
-        _check(self.decay_steps >= 1, "decay_steps", self.decay_steps, ">= 1")
-        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
-        _check(
-            self.warmup_fraction is None or 0 <= self.warmup_fraction < 1,
-            "warmup_fraction",
-            self.warmup_fraction,
-            "in [0, 1)",
-        )
-        _check(self.plateau_patience >= 1, "plateau_patience", self.plateau_patience, ">= 1")
-        _check(self.lr_window >= 1, "lr_window", self.lr_window, ">= 1")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
         _check(
             self.steps is not None or self.epochs is not None, "epochs", self.epochs, "set (or set --steps)"
-        )
-        _check(self.epochs is None or self.epochs > 0, "epochs", self.epochs, "> 0")
-        _check(self.steps is None or self.steps >= 1, "steps", self.steps, ">= 1")
-        _check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
-        _check(
-            self.time_budget is None or (math.isfinite(self.time_budget) and self.time_budget > 0),
-            "time_budget",
-            self.time_budget,
-            "> 0 seconds",
         )
         needs_val = self.early_stopping or self.schedule == "plateau"
         _check(
@@ -421,10 +424,6 @@ class TrainConfig:
             self.eval_each_epoch,
             "on, or --eval-every set, when early stopping or the plateau schedule needs evaluations",
         )
-        _check(self.patience >= 1, "patience", self.patience, ">= 1")
-        _check(self.loss_window >= 1, "loss_window", self.loss_window, ">= 1")
-        _check(self.train_eval_size >= 0, "train_eval_size", self.train_eval_size, ">= 0")
-        _check(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
         _check(
             not needs_val or self.val_fraction > 0,
             "val_fraction",
@@ -468,6 +467,20 @@ def _engine_rules(cfg: TrainConfig) -> None:
     check = getattr(cls, "check_config", None)
     if check is not None:
         check(cfg)
+
+
+def _in_range(value: float, within: str) -> bool:
+    """`value` within a field's declared range: ">= 0", "> 0" or an interval "[0, 1)", "(0, 1]"."""
+    if within[0] in "[(":
+        lo, hi = (float(t) for t in within[1:-1].split(","))
+        above = value >= lo if within[0] == "[" else value > lo
+        return above and (value <= hi if within[-1] == "]" else value < hi)
+    op, bound = within.split()
+    return value >= float(bound) if op == ">=" else value > float(bound)
+
+
+def _range_text(within: str) -> str:
+    return f"in {within}" if within[0] in "[(" else within
 
 
 def _check(ok: bool, key: str, value: Any, what: str) -> None:
