@@ -175,87 +175,22 @@ def _train_run(
             raw = load_raw(cfg)
         data = prepare(raw, cfg)
     load_time = time.perf_counter() - t0
-    precision = None
-    if cfg.backend == "torch" and cfg.precision == "auto" and resume is None:
-        if not quiet:
-            print("chainrule: timing a few steps to choose the precision ...", file=stream, flush=True)
-        precision = measure_precision(cfg, data)
-        # config.toml holds the choice, so a rerun or resume trains in the same precision
-        cfg = cfg.replace(precision=precision.chosen)
-    elif resume is not None:
-        precision = _previous_record(Path(resume), "precision", PrecisionChoice)
-    budget = None
-    if cfg.time_budget is not None and resume is None:
-        if not quiet:
-            print(
-                f"chainrule: timing a few steps to fit the {cfg.time_budget:g} s budget ...",
-                file=stream,
-                flush=True,
-            )
-        budget = plan_budget(cfg, data)
-        # the run is what was planned: config.toml holds the steps, so a rerun or resume repeats it
-        cfg = cfg.replace(time_budget=None, steps=budget.steps, epochs=None)
-    elif resume is not None:  # a resumed budget run keeps its plan in summary.json
-        budget = _previous_record(Path(resume), "time_budget", BudgetPlan)
+    cfg, precision, budget = _plan(cfg, data, resume, quiet, stream)
     if resume is not None:
         run_dir = Path(resume)
     else:
         run_dir = new_run_dir(cfg)
         _lock_run(run_dir, held)
     progress = Progress(1, enabled=not quiet, stream=stream)
-    loggers: list[RunLogger] = []
-    try:
-        loggers = make_loggers(cfg, run_dir, resume is not None, mlflow_parent, stream)
-        trainer = Trainer(cfg, data, run_dir, progress, callbacks=loggers)
-    except BaseException:
-        for lg in loggers:
-            lg.abort(discard=True)
-        if resume is None:  # a run that could not start leaves no folder behind
-            held.pop().release()
-            _remove_unstarted(run_dir)
-        raise
-    progress.total = trainer.total_steps
-    schedule_note = ""
-    if (
-        resume is not None
-        and not (run_dir / layout.CHECKPOINT).is_file()
-        and not (run_dir / layout.SUMMARY).exists()
-    ):
-        schedule_note = "; no checkpoint had been written: it starts over"  # e.g. the disk was full
-    elif resume is not None:
-        try:
-            trainer.resume()
-            schedule_note = _resume_schedule(trainer, run_dir, reschedule)
-        except BaseException:  # a refused resume leaves the run's trackers as they were
-            for lg in loggers:
-                lg.abort(discard=True)
-            raise
+    trainer, loggers, schedule_note = _start(
+        cfg, data, run_dir, progress, resume, held, reschedule, mlflow_parent
+    )
     # written once the run is known to start (or continue): a refused resume leaves config.toml as it was
     atomic_write_text(run_dir / layout.CONFIG, dumps(cfg))
     atomic_write_text(run_dir / layout.PREPROCESS, json.dumps(_preprocess_info(cfg, data), indent=1) + "\n")
-    log = progress.message
-    named = "" if cfg.name == cfg.dataset else f"{cfg.name}: "  # not "mnist: mnist 54001 train"
-    log(
-        f"chainrule: {named}{cfg.dataset} {data.x_train.shape[0]} train / "
-        f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
-        f"model {_model_line(cfg, data)}, "
-        f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
-        + (f" (resumed at step {trainer.step}{schedule_note})" if resume is not None else "")
-    )
-    if precision is not None:
-        log(precision.line())
-    if budget is not None:
-        log(budget.line())
-    for lg in loggers:
-        log(f"chainrule: {lg.line}")
-    if plots:
-        from chainrule.report import plotting_missing
-
-        missing = plotting_missing()
-        if missing:
-            log(f"{missing}: the run writes everything else, {layout.REPORT} without its plots")
-    if data.y_test.size == 0:
-        log(f"chainrule: {cfg.dataset} has no test split here: training without one (no test metrics)")
+    header = _header(cfg, data, trainer, run_dir, resume, schedule_note, [precision, budget], loggers, plots)
+    for line in header:
+        progress.message(line)
     for warning in _config_warnings(cfg, trainer.total_steps):
         print(f"chainrule: warning: {warning}", file=stream, flush=True)
     if until_fraction is not None and until_fraction < 1.0:
@@ -285,6 +220,114 @@ def _train_run(
     for lg in loggers:  # after summary.json: the run folder is complete
         lg.finish(summary)
     return RunResult(run_dir, result.status, result.message, summary)
+
+
+def _plan(
+    cfg: TrainConfig, data: Prepared, resume: str | Path | None, quiet: bool, stream: TextIO
+) -> tuple[TrainConfig, PrecisionChoice | None, BudgetPlan | None]:
+    """What timing decides before a new run starts: the precision (`--precision auto`, torch) and
+    the steps that fit `--time-budget`. The config returned holds both, so config.toml (and a rerun
+    or resume) repeats them; a resumed run reads the records it started with from its summary."""
+    precision = None
+    if cfg.backend == "torch" and cfg.precision == "auto" and resume is None:
+        if not quiet:
+            print("chainrule: timing a few steps to choose the precision ...", file=stream, flush=True)
+        precision = measure_precision(cfg, data)
+        cfg = cfg.replace(precision=precision.chosen)
+    elif resume is not None:
+        precision = _previous_record(Path(resume), "precision", PrecisionChoice)
+    budget = None
+    if cfg.time_budget is not None and resume is None:
+        if not quiet:
+            print(
+                f"chainrule: timing a few steps to fit the {cfg.time_budget:g} s budget ...",
+                file=stream,
+                flush=True,
+            )
+        budget = plan_budget(cfg, data)
+        cfg = cfg.replace(time_budget=None, steps=budget.steps, epochs=None)
+    elif resume is not None:  # a resumed budget run keeps its plan in summary.json
+        budget = _previous_record(Path(resume), "time_budget", BudgetPlan)
+    return cfg, precision, budget
+
+
+def _start(
+    cfg: TrainConfig,
+    data: Prepared,
+    run_dir: Path,
+    progress: Progress,
+    resume: str | Path | None,
+    held: list[FolderLock],
+    reschedule: bool,
+    mlflow_parent: dict[str, str] | None,
+) -> tuple[Trainer, list[RunLogger], str]:
+    """The trainer and its loggers, resumed from the run's checkpoint if `resume`. A run that cannot
+    start leaves no folder behind, and a refused resume leaves the run's trackers as they were.
+    Returns also a note on the resumed schedule for the log line."""
+    loggers: list[RunLogger] = []
+    try:
+        loggers = make_loggers(cfg, run_dir, resume is not None, mlflow_parent, progress.stream)
+        trainer = Trainer(cfg, data, run_dir, progress, callbacks=loggers)
+    except BaseException:
+        for lg in loggers:
+            lg.abort(discard=True)
+        if resume is None:
+            held.pop().release()
+            _remove_unstarted(run_dir)
+        raise
+    progress.total = trainer.total_steps
+    schedule_note = ""
+    if (
+        resume is not None
+        and not (run_dir / layout.CHECKPOINT).is_file()
+        and not (run_dir / layout.SUMMARY).exists()
+    ):
+        schedule_note = "; no checkpoint had been written: it starts over"  # e.g. the disk was full
+    elif resume is not None:
+        try:
+            trainer.resume()
+            schedule_note = _resume_schedule(trainer, run_dir, reschedule)
+        except BaseException:
+            for lg in loggers:
+                lg.abort(discard=True)
+            raise
+    return trainer, loggers, schedule_note
+
+
+def _header(
+    cfg: TrainConfig,
+    data: Prepared,
+    trainer: Trainer,
+    run_dir: Path,
+    resume: str | Path | None,
+    schedule_note: str,
+    records: list[Any],
+    loggers: list[RunLogger],
+    plots: bool,
+) -> list[str]:
+    """The run's opening lines: data, model, steps, engine and folder; the precision and budget
+    records' lines; each logger's; and what the run will lack (plots, a test split)."""
+    named = "" if cfg.name == cfg.dataset else f"{cfg.name}: "  # not "mnist: mnist 54001 train"
+    lines = [
+        f"chainrule: {named}{cfg.dataset} {data.x_train.shape[0]} train / "
+        f"{0 if data.y_val is None else data.y_val.size} val / {data.y_test.size} test, "
+        f"model {_model_line(cfg, data)}, "
+        f"{trainer.total_steps} steps, {trainer.engine.describe()}; run folder {run_dir}"
+        + (f" (resumed at step {trainer.step}{schedule_note})" if resume is not None else "")
+    ]
+    lines += [record.line() for record in records if record is not None]
+    lines += [f"chainrule: {lg.line}" for lg in loggers]
+    if plots:
+        from chainrule.report import plotting_missing
+
+        missing = plotting_missing()
+        if missing:
+            lines.append(f"{missing}: the run writes everything else, {layout.REPORT} without its plots")
+    if data.y_test.size == 0:
+        lines.append(
+            f"chainrule: {cfg.dataset} has no test split here: training without one (no test metrics)"
+        )
+    return lines
 
 
 def _config_warnings(cfg: TrainConfig, total_steps: int) -> list[str]:
