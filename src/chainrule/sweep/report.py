@@ -157,35 +157,94 @@ def _metric_label(metric: str) -> str:
     return names.get(metric, metric)
 
 
-def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[str, dict[str, bytes]]:
-    """The report's HTML and its PNGs (file name -> bytes)."""
-    from chainrule import report
+@dataclass
+class _Sweep:
+    """What the report is made from: the store's rows and what is derived from them once."""
 
-    out_dir = Path(out_dir)
+    out_dir: Path
+    name: str
+    description: str
+    spec_text: str
+    trials: list[dict[str, Any]]
+    rung_rows: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    keys: list[str]
+    metric: str
+    configs: list[Config]  # ranked, best first
+    halving: Any  # the spec's successive-halving settings, or None
+
+    @property
+    def scale(self) -> float:
+        return _scale(self.metric)
+
+    @property
+    def have(self) -> list[Config]:
+        """The configurations with at least one completed trial, ranked."""
+        return [c for c in self.configs if c.done]
+
+
+def _read_sweep(out_dir: Path) -> _Sweep:
     try:
         store = Store(out_dir / layout.SWEEP_DB, readonly=True)
     except StoreError:
         raise SweepError(f"{out_dir} is not a sweep folder (no readable {layout.SWEEP_DB} there)") from None
     with store:
         trials = store.trials()
-        rung_rows = store.rungs()
-        sessions = store.sessions()
+        rung_rows, sessions = store.rungs(), store.sessions()
         name = store.get_meta("name") or out_dir.name
         description = store.get_meta("description") or ""
         spec_text = store.get_meta("spec") or ""
-    keys = swept_keys(trials)
     metric = rank_metric(trials)
-    scale = _scale(metric)
-    configs = ranked(group(trials), metric)
-    counts = {s: sum(t["status"] == s for t in trials) for s in STATUSES}
-    seeds = sorted({t["seed"] for t in trials})
-    wall = wall_time(sessions, trials)
-    busy = sum(t.get("wall_s") or 0.0 for t in trials)
-    workers = max((s["workers"] for s in sessions), default=1)
+    return _Sweep(
+        out_dir, name, description, spec_text, trials, rung_rows, sessions, swept_keys(trials), metric,
+        ranked(group(trials), metric), halving_of(spec_text),
+    )  # fmt: skip
+
+
+def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[str, dict[str, bytes]]:
+    """The report's HTML and its PNGs (file name -> bytes)."""
+    from chainrule import report
+
+    sw = _read_sweep(Path(out_dir))
+    counts = {s: sum(t["status"] == s for t in sw.trials) for s in STATUSES}
+    images: dict[str, tuple[bytes, str]] = {}
+    files: dict[str, bytes] = {}
+    _by_value_plots(sw, images, files)
+    _curve_plots(sw, curves_key, images, files)
+    _halving_plot(sw, images, files)
+    _heatmap_plot(sw, images, files)
+    headers, rows, numeric = _table(sw)
+    failed_rows = [
+        [
+            t["trial_id"],
+            " ".join(f"{k}={report.value_label(v)}" for k, v in t["params"].items()),
+            t["seed"],
+            t["error"] or "",
+        ]
+        for t in sw.trials
+        if t["status"] == "failed"
+    ]
+    best_rows, best_config = _best(sw)
+    text = report.render_sweep_report(
+        sw.name,
+        sw.description,
+        _overview(sw, counts),
+        best_rows,
+        (headers, [[*row[:-1], trials_cell(sw.out_dir, row[-1])] for row in rows], numeric),
+        (["trial", "config", "seed", "error"], failed_rows),
+        images,
+        best_config,
+        _notes(sw, counts),
+    )
+    return text, files
+
+
+def _notes(sw: _Sweep, counts: dict[str, int]) -> list[str]:
+    """What a reader needs to know to read the tables: the ranking metric, ASHA, TPE, scaled keys."""
     notes = []
-    if metric == "test_acc":
+    if sw.metric == "test_acc":
         notes.append("No trial holds out a validation split (val_fraction = 0): ranked by test accuracy.")
-    halving = halving_of(spec_text)
+    halving = sw.halving
     if halving is not None:
         notes.append(
             f"Successive halving (ASHA) on {halving.metric}: rungs at "
@@ -194,23 +253,29 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             f"{counts['pruned']} trial(s) were pruned; the statistics use completed trials only "
             f"(a pruned trial's figures at its last rung are in {layout.TRIALS_CSV})."
         )
-    if sampler_of(spec_text) == "tpe":
+    if sampler_of(sw.spec_text) == "tpe":
         notes.append(
             'Trials drawn by Optuna\'s TPE ([search] sampler = "tpe"), each from the results told before it: '
             "they crowd where the metric was good, so the plots against each key show where TPE looked."
         )
-    for k, by in _scale_by(spec_text).items():
+    for k, by in _scale_by(sw.spec_text).items():
         notes.append(
             f"{k} is scaled by {by} ([scale_by] in the spec): the tables and plots show the spec's values of "
             f"{k}; each trial trained with {k} x its {by} (see the resolved config)."
         )
+    return notes
 
+
+def _overview(sw: _Sweep, counts: dict[str, int]) -> list[tuple[str, Any]]:
+    wall = wall_time(sw.sessions, sw.trials)
+    busy = sum(t.get("wall_s") or 0.0 for t in sw.trials)
+    workers = max((s["workers"] for s in sw.sessions), default=1)
     overview: list[tuple[str, Any]] = [
-        ("trials", f"{len(trials)}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)),
-        ("configurations", len(configs)),
-        ("seeds", ", ".join(map(str, seeds))),
-        ("swept keys", ", ".join(keys) or "(none: the base config only)"),
-        ("wall time", f"{_fmt_s(wall)} in {len(sessions)} session(s), up to {workers} worker(s)"),
+        ("trials", f"{len(sw.trials)}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)),
+        ("configurations", len(sw.configs)),
+        ("seeds", ", ".join(map(str, sorted({t["seed"] for t in sw.trials})))),
+        ("swept keys", ", ".join(sw.keys) or "(none: the base config only)"),
+        ("wall time", f"{_fmt_s(wall)} in {len(sw.sessions)} session(s), up to {workers} worker(s)"),
         ("sum of the trial times", _fmt_s(busy)),
     ]
     if wall > 0 and busy > 0:
@@ -220,23 +285,34 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
                 f"{100 * busy / (wall * workers):.0f}% (trial time / (wall time x workers))",
             )
         )
+    return overview
 
-    best_rows: list[tuple[str, Any]] = []
-    best_config: dict[str, Any] = {}
-    if configs and configs[0].done:
-        b = configs[0]
-        best_rows = [(k, report.value_label(v)) for k, v in b.params.items()]
-        best_rows += [
-            (
-                _metric_label(metric).replace(" (%)", ""),
-                _pm(b.stat(metric), scale) + ("%" if scale == 100 else ""),
-            ),
-            ("test accuracy", _pm(b.stat("test_acc")) + "%"),
-            ("seeds with a result", b.stat(metric)[2]),
-            ("trials", ", ".join(t["trial_id"] for t in b.trials)),
-        ]
-        best_config = {k: v for k, v in b.done[0]["config"].items() if k not in ("seed", "run_dir")}
 
+def _best(sw: _Sweep) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The best configuration's rows and its resolved config (empty while none has completed)."""
+    from chainrule import report
+
+    if not (sw.configs and sw.configs[0].done):
+        return [], {}
+    b, metric = sw.configs[0], sw.metric
+    rows: list[tuple[str, Any]] = [(k, report.value_label(v)) for k, v in b.params.items()]
+    rows += [
+        (
+            _metric_label(metric).replace(" (%)", ""),
+            _pm(b.stat(metric), sw.scale) + ("%" if sw.scale == 100 else ""),
+        ),
+        ("test accuracy", _pm(b.stat("test_acc")) + "%"),
+        ("seeds with a result", b.stat(metric)[2]),
+        ("trials", ", ".join(t["trial_id"] for t in b.trials)),
+    ]
+    return rows, {k: v for k, v in b.done[0]["config"].items() if k not in ("seed", "run_dir")}
+
+
+def _table(sw: _Sweep) -> tuple[list[str], list[list[Any]], list[bool]]:
+    """The ranked table of configurations: headers, rows (the last cell the trial ids), numeric columns."""
+    from chainrule import report
+
+    keys, metric, halving = sw.keys, sw.metric, sw.halving
     headers = ["#", *keys, "val acc (%)" if metric == "val_acc" else "test acc (%)", "n"]
     headers += ["test acc (%)"] if metric == "val_acc" else []
     headers += ["val loss", "epochs", "train time (s)"]
@@ -245,12 +321,12 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
     numeric = [True] + [False] * len(keys) + [True, True] + ([True] if metric == "val_acc" else [])
     numeric += [True, True, True] + ([False] if halving is not None else []) + [False]
     rows = []
-    for i, c in enumerate(configs):
+    for i, c in enumerate(sw.configs):
         row: list[Any] = [
             i + 1,
             *[report.value_label(c.params.get(k)) if k in c.params else "" for k in keys],
         ]
-        row += [_pm(c.stat(metric), scale), c.stat(metric)[2]]
+        row += [_pm(c.stat(metric), sw.scale), c.stat(metric)[2]]
         if metric == "val_acc":
             row.append(_pm(c.stat("test_acc")))
         row += [
@@ -262,7 +338,7 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             pruned = [t for t in c.trials if t["status"] == "pruned"]
             row.append(
                 "; ".join(
-                    f"{t.get('rung')}, {'' if t.get(metric) is None else f'{scale * t[metric]:.2f}'}"
+                    f"{t.get('rung')}, {'' if t.get(metric) is None else f'{sw.scale * t[metric]:.2f}'}"
                     for t in pruned
                 )
             )
@@ -271,33 +347,26 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             " ".join(t["trial_id"] + ("" if t["trial_id"] in done else f" ({t['status']})") for t in c.trials)
         )
         rows.append(row)
-    failed_rows = [
-        [
-            t["trial_id"],
-            " ".join(f"{k}={report.value_label(v)}" for k, v in t["params"].items()),
-            t["seed"],
-            t["error"] or "",
-        ]
-        for t in trials
-        if t["status"] == "failed"
-    ]
+    return headers, rows, numeric
 
-    images: dict[str, tuple[bytes, str]] = {}
-    files: dict[str, bytes] = {}
-    have = [c for c in configs if c.done]
-    log_keys = _log_uniform_keys(spec_text)
-    for k in keys:
-        sel = [c for c in have if k in c.params]
+
+def _by_value_plots(sw: _Sweep, images: dict[str, tuple[bytes, str]], files: dict[str, bytes]) -> None:
+    """The metric against each swept key that takes two values or more."""
+    from chainrule import report
+
+    metric, log_keys = sw.metric, _log_uniform_keys(sw.spec_text)
+    for k in sw.keys:
+        sel = [c for c in sw.have if k in c.params]
         if len({json.dumps(c.params[k]) for c in sel}) < 2:
             continue
         stats = [c.stat(metric) for c in sel]
         png = report.metric_by_value(
             k,
             [c.params[k] for c in sel],
-            [scale * s[0] for s in stats],
-            [scale * s[1] for s in stats],
+            [sw.scale * s[0] for s in stats],
+            [sw.scale * s[1] for s in stats],
             ylabel=_metric_label(metric),
-            title=f"{name}: final {_metric_label(metric)} against {k}",
+            title=f"{sw.name}: final {_metric_label(metric)} against {k}",
             log=True if k in log_keys else None,
             cap=_cap(metric),
         )
@@ -312,112 +381,121 @@ def build_report(out_dir: str | Path, curves_key: str | None = None) -> tuple[st
             ),
         )
 
+
+def _curve_plots(
+    sw: _Sweep, curves_key: str | None, images: dict[str, tuple[bytes, str]], files: dict[str, bytes]
+) -> None:
+    """Learning curves (the metric and the running training loss) of the best configuration at each
+    value of one key (`curves_key`, else the first key with two values or more), mean ± std."""
+    from chainrule import report
+
+    keys, have = sw.keys, sw.have
+    if not have:
+        return
     ckey = (
         curves_key
         if curves_key in keys
         else next((k for k in keys if len({json.dumps(c.params.get(k)) for c in have}) > 1), None)
     )
-    if have:
-        # the best configuration at each value of the key (all configurations if there is no key)
-        chosen: dict[str, Config] = {}
-        for c in have:  # `have` is ranked: the first seen is the best
-            label = f"{ckey}={report.value_label(c.params.get(ckey))}" if ckey else "all trials"
-            if ckey is None:
-                chosen.setdefault(label, Config(c.params)).trials.extend(c.done)
-            else:
-                chosen.setdefault(label, c)
-        for m in (metric, "train_loss_running"):
-            groups = {label: curves(out_dir, c.done, m) for label, c in chosen.items()}
-            groups = {k: v for k, v in groups.items() if v}
-            if not groups:
-                continue
-            sc = _scale(m)
-            png = report.curve_bands(
-                {k: [(x, sc * y) for x, y in v] for k, v in groups.items()},
-                ylabel=_metric_label(m),
-                title=f"{name}: {_metric_label(m)}"
-                + (f", best configuration at each {ckey}" if ckey else ""),
-                log_y=m.endswith("loss"),
-                cap=_cap(m),
-            )
-            files[layout.curves_png(m)] = png
-            images[f"Learning curves: {_metric_label(m)}" + (f" by {ckey}" if ckey else "")] = (
-                png,
-                "mean ± std over seeds at each evaluation"
-                + (f"; for each value of {ckey}, its best configuration" if ckey and len(keys) > 1 else ""),
-            )
-
-    if halving is not None and rung_rows:
-        fr = halving.fractions
-        hscale = _scale(halving.metric)
-        paths: dict[str, list[tuple[float, float]]] = {}
-        for r in rung_rows:
-            if r["value"] is not None and math.isfinite(r["value"]) and r["rung"] < len(fr):
-                paths.setdefault(r["trial_id"], []).append((fr[r["rung"]], hscale * r["value"]))
-        status = {t["trial_id"]: t for t in trials}
-        traj = []
-        for tid, pts in paths.items():
-            t = status.get(tid)
-            finished = t is not None and t["status"] == "completed"
-            pts.sort()
-            if finished and t.get(halving.metric) is not None:  # type: ignore[union-attr]
-                pts.append((1.0, hscale * t[halving.metric]))  # type: ignore[index]
-            traj.append(([p[0] for p in pts], [p[1] for p in pts], finished))
-        if traj:
-            png = report.rung_trajectories(
-                traj,
-                ylabel=_metric_label(halving.metric),
-                title=f"{name}: successive halving",
-                cap=_cap(halving.metric),
-            )
-            files[layout.HALVING_PNG] = png
-            images["Successive halving: the metric at each rung"] = (
-                png,
-                "each line a trial; in colour the trials promoted to the end, in grey the pruned ones",
-            )
-
-    pair = _heatmap_keys(keys, have)
-    if pair:
-        rk, ck = pair
-        rvals, cvals = _values(have, rk), _values(have, ck)
-        cells = np.full((len(rvals), len(cvals)), np.nan)
-        for c in have:
-            if rk in c.params and ck in c.params:
-                i = [json.dumps(v) for v in rvals].index(json.dumps(c.params[rk]))
-                j = [json.dumps(v) for v in cvals].index(json.dumps(c.params[ck]))
-                m = scale * c.stat(metric)[0]
-                if math.isfinite(m) and not (cells[i, j] >= m):
-                    cells[i, j] = m
-        others = [k for k in keys if k not in pair and len(_values(have, k)) > 1]
-        png = report.heatmap(
-            rk,
-            rvals,
-            ck,
-            cvals,
-            cells,
-            label=_metric_label(metric),
-            title=f"{name}: {_metric_label(metric)}"
-            + (" (best over " + ", ".join(others) + ")" if others else ""),
+    # the best configuration at each value of the key (all configurations if there is no key)
+    chosen: dict[str, Config] = {}
+    for c in have:  # `have` is ranked: the first seen is the best
+        label = f"{ckey}={report.value_label(c.params.get(ckey))}" if ckey else "all trials"
+        if ckey is None:
+            chosen.setdefault(label, Config(c.params)).trials.extend(c.done)
+        else:
+            chosen.setdefault(label, c)
+    for m in (sw.metric, "train_loss_running"):
+        groups = {label: curves(sw.out_dir, c.done, m) for label, c in chosen.items()}
+        groups = {k: v for k, v in groups.items() if v}
+        if not groups:
+            continue
+        sc = _scale(m)
+        png = report.curve_bands(
+            {k: [(x, sc * y) for x, y in v] for k, v in groups.items()},
+            ylabel=_metric_label(m),
+            title=f"{sw.name}: {_metric_label(m)}" + (f", best configuration at each {ckey}" if ckey else ""),
+            log_y=m.endswith("loss"),
+            cap=_cap(m),
         )
-        files[layout.heatmap_png(rk, ck)] = png
-        images[f"Heatmap: {rk} x {ck}"] = (
+        files[layout.curves_png(m)] = png
+        images[f"Learning curves: {_metric_label(m)}" + (f" by {ckey}" if ckey else "")] = (
             png,
-            "mean over seeds" + (f"; each cell the best over {', '.join(others)}" if others else ""),
+            "mean ± std over seeds at each evaluation"
+            + (f"; for each value of {ckey}, its best configuration" if ckey and len(keys) > 1 else ""),
         )
 
-    table_rows = [[*row[:-1], trials_cell(out_dir, row[-1])] for row in rows]
-    text = report.render_sweep_report(
-        name,
-        description,
-        overview,
-        best_rows,
-        (headers, table_rows, numeric),
-        (["trial", "config", "seed", "error"], failed_rows),
-        images,
-        best_config,
-        notes,
+
+def _halving_plot(sw: _Sweep, images: dict[str, tuple[bytes, str]], files: dict[str, bytes]) -> None:
+    """Successive halving: each trial's metric at each rung it reached (and at the end)."""
+    from chainrule import report
+
+    halving = sw.halving
+    if halving is None or not sw.rung_rows:
+        return
+    fr = halving.fractions
+    hscale = _scale(halving.metric)
+    paths: dict[str, list[tuple[float, float]]] = {}
+    for r in sw.rung_rows:
+        if r["value"] is not None and math.isfinite(r["value"]) and r["rung"] < len(fr):
+            paths.setdefault(r["trial_id"], []).append((fr[r["rung"]], hscale * r["value"]))
+    status = {t["trial_id"]: t for t in sw.trials}
+    traj = []
+    for tid, pts in paths.items():
+        t = status.get(tid)
+        finished = t is not None and t["status"] == "completed"
+        pts.sort()
+        if finished and t.get(halving.metric) is not None:  # type: ignore[union-attr]
+            pts.append((1.0, hscale * t[halving.metric]))  # type: ignore[index]
+        traj.append(([p[0] for p in pts], [p[1] for p in pts], finished))
+    if traj:
+        png = report.rung_trajectories(
+            traj,
+            ylabel=_metric_label(halving.metric),
+            title=f"{sw.name}: successive halving",
+            cap=_cap(halving.metric),
+        )
+        files[layout.HALVING_PNG] = png
+        images["Successive halving: the metric at each rung"] = (
+            png,
+            "each line a trial; in colour the trials promoted to the end, in grey the pruned ones",
+        )
+
+
+def _heatmap_plot(sw: _Sweep, images: dict[str, tuple[bytes, str]], files: dict[str, bytes]) -> None:
+    """The metric over the two keys with the most values (each cell the best over the other keys)."""
+    from chainrule import report
+
+    keys, have, metric = sw.keys, sw.have, sw.metric
+    pair = _heatmap_keys(keys, have)
+    if not pair:
+        return
+    rk, ck = pair
+    rvals, cvals = _values(have, rk), _values(have, ck)
+    cells = np.full((len(rvals), len(cvals)), np.nan)
+    for c in have:
+        if rk in c.params and ck in c.params:
+            i = [json.dumps(v) for v in rvals].index(json.dumps(c.params[rk]))
+            j = [json.dumps(v) for v in cvals].index(json.dumps(c.params[ck]))
+            m = sw.scale * c.stat(metric)[0]
+            if math.isfinite(m) and not (cells[i, j] >= m):
+                cells[i, j] = m
+    others = [k for k in keys if k not in pair and len(_values(have, k)) > 1]
+    png = report.heatmap(
+        rk,
+        rvals,
+        ck,
+        cvals,
+        cells,
+        label=_metric_label(metric),
+        title=f"{sw.name}: {_metric_label(metric)}"
+        + (" (best over " + ", ".join(others) + ")" if others else ""),
     )
-    return text, files
+    files[layout.heatmap_png(rk, ck)] = png
+    images[f"Heatmap: {rk} x {ck}"] = (
+        png,
+        "mean over seeds" + (f"; each cell the best over {', '.join(others)}" if others else ""),
+    )
 
 
 def trials_cell(out_dir: Path, text: str) -> Any:
