@@ -260,19 +260,7 @@ def _run_locked(
 ) -> SweepResult:
     t_start = time.perf_counter()
     with Store(out / layout.SWEEP_DB) as store:
-        new: list[str] = []
-        if spec is not None:
-            old_name = store.get_meta("name")
-            if old_name is not None and old_name != spec.name:
-                raise SweepError(
-                    f"{out} holds sweep {old_name!r}, not {spec.name!r}: use another --out "
-                    f"(or name the spec {old_name!r} to extend it)"
-                )
-            store.set_meta("name", spec.name)
-            store.set_meta("description", spec.description)
-            store.set_meta("spec", spec.text)
-            atomic_write_text(out / layout.SPEC, spec.text)
-            new = store.add_trials(spec.trials)
+        new = _register(store, spec, out) if spec is not None else []
         if retry_failed:
             store.reset(t["trial_id"] for t in store.trials("failed"))
         halving = halving_of(store.get_meta("spec") or "")
@@ -304,32 +292,17 @@ def _run_locked(
             n = max(1, min(n, busy_max)) if busy_max else 1
         threads = max(1, cores // n) if n else 1
         progress = SweepProgress(total, sum(counts[s] for s in ENDED), enabled=not quiet, stream=stream)
-        name = store.get_meta("name")
+        where = ""
+        if busy_max:
+            where = f" on {n} worker(s) x {threads} thread(s)" if backend_name == "local" else " on Ray"
         progress.message(
-            f"chainrule: sweep {name}: {total} trials ({len(new)} new), {len(todo)} to run"
+            f"chainrule: sweep {store.get_meta('name')}: {total} trials ({len(new)} new), {len(todo)} to run"
             + (f", {counts['paused']} paused at a rung" if counts["paused"] else "")
-            + (f" on {n} worker(s) x {threads} thread(s)" if busy_max and backend_name == "local" else "")
-            + (" on Ray" if busy_max and backend_name == "ray" else "")
-            + (
-                f"; successive halving on {halving.metric}, rungs at "
-                + ", ".join(f"{f:.3g}" for f in halving.fractions)
-                + f" of each trial's steps, eta {halving.reduction_factor}"
-                if halving is not None
-                else ""
-            )
-            + (
-                f"; TPE (Optuna) draws {search.n_trials} trials to "
-                + ("maximize " if search.spec.search.maximize else "minimize ")
-                + search.metric
-                + f", {to_ask} still to draw, {search.retold} finished trial(s) re-told"
-                + (f" ({search.outside} outside the search space left out)" if search.outside else "")
-                if search is not None
-                else ""
-            )
+            + where
+            + _plan_note(halving, search, to_ask)
             + f"; folder {out}"
         )
         ran, interrupted = 0, False
-        full: BaseException | None = None
         parent = _mlflow_parent(store, todo + waiting, out) if busy_max else None
         if parent is not None:
             progress.message(f"chainrule: MLflow parent run {parent.run_id} at {parent.uri}")
@@ -337,72 +310,9 @@ def _run_locked(
             pool: Any = (
                 LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
             )
-            session = store.start_session(pool.capacity, backend_name)
-            queue = deque(todo)
-            by_id = {t["trial_id"]: t for t in store.trials()}
-            again: deque[tuple[dict[str, Any], int | None, str]] = deque()  # lost with a Ray node: rerun
-            lost: dict[str, int] = {}
-            progress.start()
-            try:
-                while True:
-                    while pool.busy < pool.capacity:
-                        job = again.popleft() if again else _next_job(queue, rungs, by_id)
-                        if job is None and search is not None:
-                            job = _ask(store, search, by_id, progress, out)
-                        if job is None:
-                            break
-                        t, target, note = job
-                        run_dir = layout.trial_dir(out, t["trial_id"])
-                        resumed = (run_dir / layout.CHECKPOINT).is_file()
-                        store.mark_running(t["trial_id"], target)
-                        task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
-                        if "mlflow" in t["config"].get("log", []):
-                            if parent is None:  # a trial Optuna asked for is the first to log to MLflow
-                                parent = _mlflow_parent(store, [t], out)
-                            task["mlflow_parent"] = parent.ref
-                        if rungs is not None and target is not None:
-                            task["until_fraction"] = rungs.fraction(target)
-                        pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
-                        progress.started(t["trial_id"], t["params"], run_dir, t["seed"], resumed, note=note)
-                    if not pool.busy:
-                        break
-                    for finished, res in pool.wait(0.25):
-                        tid = finished["trial_id"]
-                        if res.get("status") == "lost" and lost.get(tid, 0) < LOST_RETRIES:
-                            # its node or worker died, not the trial: it runs again (from its checkpoint)
-                            lost[tid] = lost.get(tid, 0) + 1
-                            why = f"{res['error']}; it runs again ({lost[tid]} of {LOST_RETRIES})"
-                            progress.lost(tid, why)
-                            again.append((by_id[tid], finished.get("rung"), "runs again"))
-                            continue
-                        ran += _record(store, finished, res, progress, rungs)
-                        if search is not None:
-                            row = by_id[finished["trial_id"]]
-                            row.update(res.get("result") or {}, status=_told_status(res))
-                            search.tell(row["trial_id"], row["status"], row)
-                        write_csv(store, out)
-                    progress.tick()
-            except KeyboardInterrupt:
-                interrupted = True
-                pool.kill()
-            except (sqlite3.OperationalError, OSError) as e:  # sweep.db or trials.csv could not be written
-                if not _disk_full(e):
-                    raise
-                full = e
-                pool.kill()
-            finally:
-                pool.close()
-                progress.close()
-                if full is None:
-                    store.end_session(session)
-                if search is not None:
-                    search.close()
-            if full is not None:
-                raise _disk_full_error(full, out, _stop_on_full_disk(store, session, out)) from None
-            if rungs is not None and not interrupted and rungs.paused:
-                # nothing runs and nothing can be promoted: the trials still paused stop here
-                store.mark_pruned(list(rungs.paused))
-                progress.pruned(len(rungs.paused))
+            ran, interrupted, parent = _drive(
+                store, pool, backend_name, todo, rungs, search, parent, progress, out, trial_reports
+            )
         write_csv(store, out)
         counts = store.counts()
     report_path = None
@@ -411,6 +321,128 @@ def _run_locked(
     if parent is not None:
         _end_mlflow_parent(parent, out, interrupted, progress)
     return SweepResult(out, counts, ran, time.perf_counter() - t_start, interrupted, report_path, new)
+
+
+def _register(store: Store, spec: SweepSpec, out: Path) -> list[str]:
+    """Store `spec` (its name must be the folder's sweep's) and add its trials; returns the new ids."""
+    old_name = store.get_meta("name")
+    if old_name is not None and old_name != spec.name:
+        raise SweepError(
+            f"{out} holds sweep {old_name!r}, not {spec.name!r}: use another --out "
+            f"(or name the spec {old_name!r} to extend it)"
+        )
+    store.set_meta("name", spec.name)
+    store.set_meta("description", spec.description)
+    store.set_meta("spec", spec.text)
+    atomic_write_text(out / layout.SPEC, spec.text)
+    return store.add_trials(spec.trials)
+
+
+def _plan_note(halving: Any, search: Any, to_ask: int) -> str:
+    """The header's words on successive halving and on TPE, if the sweep uses them."""
+    note = ""
+    if halving is not None:
+        note += (
+            f"; successive halving on {halving.metric}, rungs at "
+            + ", ".join(f"{f:.3g}" for f in halving.fractions)
+            + f" of each trial's steps, eta {halving.reduction_factor}"
+        )
+    if search is not None:
+        note += (
+            f"; TPE (Optuna) draws {search.n_trials} trials to "
+            + ("maximize " if search.spec.search.maximize else "minimize ")
+            + search.metric
+            + f", {to_ask} still to draw, {search.retold} finished trial(s) re-told"
+            + (f" ({search.outside} outside the search space left out)" if search.outside else "")
+        )
+    return note
+
+
+def _drive(
+    store: Store,
+    pool: Any,
+    backend_name: str,
+    todo: list[dict[str, Any]],
+    rungs: Rungs | None,
+    search: Any,
+    parent: Any,
+    progress: SweepProgress,
+    out: Path,
+    trial_reports: bool,
+) -> tuple[int, bool, Any]:
+    """Keep `pool` full with the trials to run (promoted ones first, then the queue, then what TPE
+    asks for), record each result as it comes, until nothing is left or Ctrl-C. Returns the trials
+    run, whether it was interrupted, and the MLflow parent (created here if a TPE trial is the
+    first to log to MLflow). A full disk stops the pool and raises `_disk_full_error`."""
+    ran, interrupted = 0, False
+    full: BaseException | None = None
+    session = store.start_session(pool.capacity, backend_name)
+    queue = deque(todo)
+    by_id = {t["trial_id"]: t for t in store.trials()}
+    again: deque[tuple[dict[str, Any], int | None, str]] = deque()  # lost with a Ray node: rerun
+    lost: dict[str, int] = {}
+    progress.start()
+    try:
+        while True:
+            while pool.busy < pool.capacity:
+                job = again.popleft() if again else _next_job(queue, rungs, by_id)
+                if job is None and search is not None:
+                    job = _ask(store, search, by_id, progress, out)
+                if job is None:
+                    break
+                t, target, note = job
+                run_dir = layout.trial_dir(out, t["trial_id"])
+                resumed = (run_dir / layout.CHECKPOINT).is_file()
+                store.mark_running(t["trial_id"], target)
+                task = {"trial_id": t["trial_id"], "config": t["config"], "plots": trial_reports}
+                if "mlflow" in t["config"].get("log", []):
+                    if parent is None:  # a trial Optuna asked for is the first to log to MLflow
+                        parent = _mlflow_parent(store, [t], out)
+                    task["mlflow_parent"] = parent.ref
+                if rungs is not None and target is not None:
+                    task["until_fraction"] = rungs.fraction(target)
+                pool.submit(dict(task, run_dir=str(run_dir.resolve()), rung=target))
+                progress.started(t["trial_id"], t["params"], run_dir, t["seed"], resumed, note=note)
+            if not pool.busy:
+                break
+            for finished, res in pool.wait(0.25):
+                tid = finished["trial_id"]
+                if res.get("status") == "lost" and lost.get(tid, 0) < LOST_RETRIES:
+                    # its node or worker died, not the trial: it runs again (from its checkpoint)
+                    lost[tid] = lost.get(tid, 0) + 1
+                    why = f"{res['error']}; it runs again ({lost[tid]} of {LOST_RETRIES})"
+                    progress.lost(tid, why)
+                    again.append((by_id[tid], finished.get("rung"), "runs again"))
+                    continue
+                ran += _record(store, finished, res, progress, rungs)
+                if search is not None:
+                    row = by_id[finished["trial_id"]]
+                    row.update(res.get("result") or {}, status=_told_status(res))
+                    search.tell(row["trial_id"], row["status"], row)
+                write_csv(store, out)
+            progress.tick()
+    except KeyboardInterrupt:
+        interrupted = True
+        pool.kill()
+    except (sqlite3.OperationalError, OSError) as e:  # sweep.db or trials.csv could not be written
+        if not _disk_full(e):
+            raise
+        full = e
+        pool.kill()
+    finally:
+        pool.close()
+        progress.close()
+        if full is None:
+            store.end_session(session)
+        if search is not None:
+            search.close()
+    if full is not None:
+        raise _disk_full_error(full, out, _stop_on_full_disk(store, session, out)) from None
+    if rungs is not None and not interrupted and rungs.paused:
+        # nothing runs and nothing can be promoted: the trials still paused stop here
+        store.mark_pruned(list(rungs.paused))
+        progress.pruned(len(rungs.paused))
+    return ran, interrupted, parent
 
 
 def _tpe_search(spec: SweepSpec | None, store: Store, out: Path) -> Any:
