@@ -374,75 +374,10 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         raise SpecError(f"{source}: sweep_seed = {sweep_seed!r} should be an integer >= 0")
     search = _parse_search(data, source)
 
-    # [base]
-    where = f"{source} [base]"
-    base_raw = _flatten_base(_table(data, "base", source), where)
-    base: dict[str, Any] = {}
-    recipe = base_raw.pop("recipe", None)
-    if recipe is not None and not isinstance(recipe, str):
-        raise SpecError(f"{where}: recipe = {recipe!r} should be a recipe name")
-    for k, v in base_raw.items():
-        _check_key(k, where)
-        base[k] = _value(k, v, where)
-
-    # [grid]
-    where = f"{source} [grid]"
-    grid: dict[str, list[Any]] = {}
-    for k, values in _table(data, "grid", source).items():
-        if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}: {k} = {values!r} should be a non-empty list of values")
-        if k == "recipe":
-            if not all(isinstance(v, str) for v in values):
-                raise SpecError(f"{where}: recipe = {values!r} should be a list of recipe names")
-            grid[k] = list(values)
-        else:
-            _check_key(k, where)
-            if field_kind(k) in ("list", "names") and values and not isinstance(values[0], list):
-                raise SpecError(
-                    f"{where}: {k} = {values!r}: grid values of {k} are lists, e.g. {k} = [[100], [300, 100]]"
-                )
-            grid[k] = [_value(k, v, where) for v in values]
-        if len(set(map(json.dumps, grid[k]))) != len(grid[k]):
-            raise SpecError(f"{where}: {k} = {values!r} repeats a value")
-
-    # [random]
-    where = f"{source} [random]"
-    random_raw = dict(_table(data, "random", source))
-    n_trials = random_raw.pop("n_trials", None)
-    random: dict[str, dict[str, Any]] = {}
-    for k, dist in random_raw.items():
-        _check_key(k, where)
-        if k in grid:
-            raise SpecError(f"{where}: {k} is in [grid] too; sweep it in one of them")
-        random[k] = _parse_distribution(k, dist, where)
-    if search.sampler == "tpe":
-        if n_trials is not None:
-            raise SpecError(f'{where}: n_trials goes in [search] with sampler = "tpe"')
-    elif random and n_trials is None:
-        raise SpecError(f"{where}: n_trials is missing (how many draws, e.g. n_trials = 20)")
-    if n_trials is not None:
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            raise SpecError(f"{where}: n_trials = {n_trials!r} should be an integer >= 1")
-        if not random:
-            raise SpecError(f"{where}: n_trials is set but no key has a distribution")
-    n_trials = n_trials or 0
-
-    # [scale_by]
-    where = f"{source} [scale_by]"
-    scale_by: dict[str, str] = {}
-    for k, by in _table(data, "scale_by", source).items():
-        _check_key(k, where)
-        if field_kind(k) != "float":
-            raise SpecError(f"{where}: {k} is {field_kind(k)}: only real-valued keys can be scaled")
-        if not isinstance(by, str):
-            raise SpecError(
-                f'{where}: {k} = {by!r} should name the key to multiply by, e.g. {k} = "batch_size"'
-            )
-        _check_key(by, f"{where} {k}")
-        if field_kind(by) not in ("int", "float"):
-            raise SpecError(f"{where}: {k} = {by!r}: {by} is not a number")
-        scale_by[k] = by
-
+    base, recipe = _parse_base(data, source)
+    grid = _parse_grid(data, source)
+    random, n_trials = _parse_random(data, source, grid, search.sampler)
+    scale_by = _parse_scale_by(data, source)
     halving = _parse_halving(data, source)
 
     spec = SweepSpec(
@@ -471,6 +406,89 @@ def parse_spec(text: str, source: str = "spec", expand: bool = True) -> SweepSpe
         if halving is not None:
             _check_metric(spec, halving.metric, "halving", spec.trials)
     return spec
+
+
+def _parse_base(data: dict[str, Any], source: str) -> tuple[dict[str, Any], str | None]:
+    """[base]: the training keys every trial starts from, and the recipe they lay over."""
+    where = f"{source} [base]"
+    base_raw = _flatten_base(_table(data, "base", source), where)
+    base: dict[str, Any] = {}
+    recipe = base_raw.pop("recipe", None)
+    if recipe is not None and not isinstance(recipe, str):
+        raise SpecError(f"{where}: recipe = {recipe!r} should be a recipe name")
+    for k, v in base_raw.items():
+        _check_key(k, where)
+        base[k] = _value(k, v, where)
+    return base, recipe
+
+
+def _parse_grid(data: dict[str, Any], source: str) -> dict[str, list[Any]]:
+    """[grid]: each key's list of values (a list key's values are lists); no value twice."""
+    where = f"{source} [grid]"
+    grid: dict[str, list[Any]] = {}
+    for k, values in _table(data, "grid", source).items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: {k} = {values!r} should be a non-empty list of values")
+        if k == "recipe":
+            if not all(isinstance(v, str) for v in values):
+                raise SpecError(f"{where}: recipe = {values!r} should be a list of recipe names")
+            grid[k] = list(values)
+        else:
+            _check_key(k, where)
+            if field_kind(k) in ("list", "names") and values and not isinstance(values[0], list):
+                raise SpecError(
+                    f"{where}: {k} = {values!r}: grid values of {k} are lists, e.g. {k} = [[100], [300, 100]]"
+                )
+            grid[k] = [_value(k, v, where) for v in values]
+        if len(set(map(json.dumps, grid[k]))) != len(grid[k]):
+            raise SpecError(f"{where}: {k} = {values!r} repeats a value")
+    return grid
+
+
+def _parse_random(
+    data: dict[str, Any], source: str, grid: dict[str, list[Any]], sampler: str
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """[random]: each key's distribution and the number of draws (which TPE takes from [search])."""
+    where = f"{source} [random]"
+    random_raw = dict(_table(data, "random", source))
+    n_trials = random_raw.pop("n_trials", None)
+    random: dict[str, dict[str, Any]] = {}
+    for k, dist in random_raw.items():
+        _check_key(k, where)
+        if k in grid:
+            raise SpecError(f"{where}: {k} is in [grid] too; sweep it in one of them")
+        random[k] = _parse_distribution(k, dist, where)
+    if sampler == "tpe":
+        if n_trials is not None:
+            raise SpecError(f'{where}: n_trials goes in [search] with sampler = "tpe"')
+    elif random and n_trials is None:
+        raise SpecError(f"{where}: n_trials is missing (how many draws, e.g. n_trials = 20)")
+    if n_trials is not None:
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise SpecError(f"{where}: n_trials = {n_trials!r} should be an integer >= 1")
+        if not random:
+            raise SpecError(f"{where}: n_trials is set but no key has a distribution")
+    n_trials = n_trials or 0
+    return random, n_trials
+
+
+def _parse_scale_by(data: dict[str, Any], source: str) -> dict[str, str]:
+    """[scale_by]: real-valued keys multiplied by a numeric key of each trial (lr by batch_size)."""
+    where = f"{source} [scale_by]"
+    scale_by: dict[str, str] = {}
+    for k, by in _table(data, "scale_by", source).items():
+        _check_key(k, where)
+        if field_kind(k) != "float":
+            raise SpecError(f"{where}: {k} is {field_kind(k)}: only real-valued keys can be scaled")
+        if not isinstance(by, str):
+            raise SpecError(
+                f'{where}: {k} = {by!r} should name the key to multiply by, e.g. {k} = "batch_size"'
+            )
+        _check_key(by, f"{where} {k}")
+        if field_kind(by) not in ("int", "float"):
+            raise SpecError(f"{where}: {k} = {by!r}: {by} is not a number")
+        scale_by[k] = by
+    return scale_by
 
 
 def _parse_halving(data: dict[str, Any], source: str) -> Halving | None:
