@@ -255,8 +255,8 @@ def load(
     if not spec.needs_files:  # generated: no files to find
         from .synthetic import generate
 
-        x_tr, y_tr, x_te, y_te = generate(**spec.generator)
-        return Dataset(spec.name, x_tr, y_tr, x_te, y_te, list(spec.classes), source="generated")
+        *arrays, classes = generate(**spec.generator)
+        return Dataset(spec.name, *arrays, classes, source="generated")
     if exclusive and root is None:
         raise ValueError("exclusive=True needs a root")
     roots = [Path(root).expanduser()] if exclusive and root is not None else data_roots(root)

@@ -25,11 +25,12 @@ def generate(
     classes: int = 3,
     size: int = 8,
     noise: float = 45.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """A tiny image data set: each class is a fixed random 1 x size x size pattern plus Gaussian
     noise of std `noise` (gray levels). Learnable in a few hundred steps with the defaults.
 
-    Returns: x_train, y_train, x_test, y_test (uint8 (N, 1, size, size), int64 labels).
+    Returns: x_train, y_train, x_test, y_test (uint8 (N, 1, size, size) images, int64 labels) and
+    the class names "class0", "class1", ...
     """
     rng = np.random.default_rng(seed)
     protos = rng.uniform(40, 215, (classes, 1, size, size))
@@ -41,7 +42,7 @@ def generate(
 
     x_tr, y_tr = make(n_train)
     x_te, y_te = make(n_test)
-    return x_tr, y_tr, x_te, y_te
+    return x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(classes)]
 
 
 def random_split(

@@ -85,20 +85,13 @@ class Prepared:
         return tuple(int(s) for s in self.x_train.shape[1:])
 
 
-def synthetic(
-    seed: int = 1234,
-    n_train: int = 600,
-    n_test: int = 200,
-    classes: int = 3,
-    size: int = 8,
-    noise: float = 45.0,
-) -> RawData:
-    """`chainrule.data.synthetic.generate` as `RawData` (tests and notebooks that want a small set
-    of their own size; `dataset = "synthetic"` is the registered default one)."""
+def synthetic(**options: Any) -> RawData:
+    """`chainrule.data.synthetic.generate(**options)` as `RawData` (tests and notebooks that want a
+    small set of their own size; `dataset = "synthetic"` is the registered default one)."""
     from chainrule.data.synthetic import generate
 
-    x_tr, y_tr, x_te, y_te = generate(seed, n_train, n_test, classes, size, noise)
-    return RawData(x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(classes)])
+    *arrays, classes = generate(**options)
+    return RawData(*arrays, classes)
 
 
 def load_raw(cfg: TrainConfig) -> RawData:
