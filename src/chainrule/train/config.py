@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -353,83 +353,11 @@ class TrainConfig:
             within = f.metadata.get("within")
             if within and v is not None and not _in_range(v, within):
                 raise ConfigError(f"{f.name} = {v!r} is invalid: it must be {_range_text(within)}")
-        _check(len(set(self.log)) == len(self.log), "log", self.log, "a list without repeats")
-        for key in ("mlflow_uri", "mlflow_experiment"):
-            _check(getattr(self, key).strip() != "", key, getattr(self, key), "non-empty")
-        uses_batch_norm = self.batch_norm or self.model != "mlp"  # the image models have batch norm
-        _check(
-            not uses_batch_norm or self.batch_size > 1,
-            "batch_size",
-            self.batch_size,
-            "> 1 with batch norm (it cannot normalize a batch of one sample)",
-        )
-        _check(
-            not uses_batch_norm or self.micro_batch != 1,
-            "micro_batch",
-            self.micro_batch,
-            "> 1 with batch norm (it cannot normalize a chunk of one sample)",
-        )
-        _check(
-            self.name.strip() != "" and "/" not in self.name,
-            "name",
-            self.name,
-            "a non-empty name without '/'",
-        )
-        _engine_rules(self)
-        _check(
-            self.precision != "bf16" or self.dtype == "float32",
-            "precision",
-            self.precision,
-            "fp32 or auto with --dtype float64",
-        )
-        _check(self.tta in (0, 1, 2), "tta", self.tta, "0, 1 or 2")
-        _check(all(w > 0 for w in self.widths), "widths", self.widths, "positive integers")
-        _check(
-            not self.widths or self.model.startswith("fastnet"),
-            "widths",
-            self.widths,
-            "used only with fastnet",
-        )
-        _check(
-            self.model != "mlp" or (self.tta == 0 and self.bias_lr_scale == 1.0),
-            "model",
-            self.model,
-            "an image model (vgg, fastnet) for --tta and --bias-lr-scale",
-        )
-        _check(
-            not self.alternate_flip or self.random_flip,
-            "alternate_flip",
-            self.alternate_flip,
-            "used with --random-flip",
-        )
-        _check(
-            all(isinstance(h, int) and h > 0 for h in self.hidden_sizes),
-            "hidden_sizes",
-            self.hidden_sizes,
-            "positive integers",
-        )
-        _check(
-            not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
-            "nesterov",
-            self.nesterov,
-            "used only with --optimizer sgd or muon and --momentum > 0",
-        )
-        _check(
-            self.steps is not None or self.epochs is not None, "epochs", self.epochs, "set (or set --steps)"
-        )
-        needs_val = self.early_stopping or self.schedule == "plateau"
-        _check(
-            self.eval_each_epoch or self.eval_every > 0 or not needs_val,
-            "eval_each_epoch",
-            self.eval_each_epoch,
-            "on, or --eval-every set, when early stopping or the plateau schedule needs evaluations",
-        )
-        _check(
-            not needs_val or self.val_fraction > 0,
-            "val_fraction",
-            self.val_fraction,
-            "> 0 when early stopping or the plateau schedule monitors the validation set",
-        )
+        for key, ok, what in _RULES:
+            if key is None:  # the engine's own rules (`check_config`), raising their own line
+                ok(self)
+            elif not ok(self):
+                raise ConfigError(f"{key} = {getattr(self, key)!r} is invalid: it must be {what}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -469,6 +397,76 @@ def _engine_rules(cfg: TrainConfig) -> None:
         check(cfg)
 
 
+def _uses_batch_norm(c: TrainConfig) -> bool:
+    return c.batch_norm or c.model != "mlp"  # the image models have batch norm
+
+
+def _needs_val(c: TrainConfig) -> bool:
+    return c.early_stopping or c.schedule == "plateau"
+
+
+def _has_nesterov(c: TrainConfig) -> bool:
+    return "nesterov" in OPTIMIZER_REGISTRY[c.optimizer]
+
+
+_NESTEROV = ", ".join(k for k, v in OPTIMIZER_REGISTRY.items() if "nesterov" in v)
+
+# The rules over several fields (each field's own range is its `within`), checked in this order:
+# (the key the message names, the rule, what the key must be); key None is the engine's part.
+_RULES: list[tuple[str | None, Callable[[TrainConfig], Any], str]] = [
+    ("log", lambda c: len(set(c.log)) == len(c.log), "a list without repeats"),
+    ("mlflow_uri", lambda c: c.mlflow_uri.strip() != "", "non-empty"),
+    ("mlflow_experiment", lambda c: c.mlflow_experiment.strip() != "", "non-empty"),
+    (
+        "batch_size",
+        lambda c: not _uses_batch_norm(c) or c.batch_size > 1,
+        "> 1 with batch norm (it cannot normalize a batch of one sample)",
+    ),
+    (
+        "micro_batch",
+        lambda c: not _uses_batch_norm(c) or c.micro_batch != 1,
+        "> 1 with batch norm (it cannot normalize a chunk of one sample)",
+    ),
+    ("name", lambda c: c.name.strip() != "" and "/" not in c.name, "a non-empty name without '/'"),
+    (None, lambda c: _engine_rules(c), ""),
+    (
+        "precision",
+        lambda c: c.precision != "bf16" or c.dtype == "float32",
+        "fp32 or auto with --dtype float64",
+    ),
+    ("tta", lambda c: c.tta in (0, 1, 2), "0, 1 or 2"),
+    ("widths", lambda c: all(w > 0 for w in c.widths), "positive integers"),
+    ("widths", lambda c: not c.widths or c.model.startswith("fastnet"), "used only with fastnet"),
+    (
+        "model",
+        lambda c: c.model != "mlp" or (c.tta == 0 and c.bias_lr_scale == 1.0),
+        "an image model (vgg, fastnet) for --tta and --bias-lr-scale",
+    ),
+    ("alternate_flip", lambda c: not c.alternate_flip or c.random_flip, "used with --random-flip"),
+    (
+        "hidden_sizes",
+        lambda c: all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
+        "positive integers",
+    ),
+    (
+        "nesterov",
+        lambda c: not c.nesterov or (_has_nesterov(c) and c.momentum > 0),
+        f"used only with --optimizer {_NESTEROV.replace(', ', ' or ')} and --momentum > 0",
+    ),
+    ("epochs", lambda c: c.steps is not None or c.epochs is not None, "set (or set --steps)"),
+    (
+        "eval_each_epoch",
+        lambda c: c.eval_each_epoch or c.eval_every > 0 or not _needs_val(c),
+        "on, or --eval-every set, when early stopping or the plateau schedule needs evaluations",
+    ),
+    (
+        "val_fraction",
+        lambda c: not _needs_val(c) or c.val_fraction > 0,
+        "> 0 when early stopping or the plateau schedule monitors the validation set",
+    ),
+]
+
+
 def _in_range(value: float, within: str) -> bool:
     """`value` within a field's declared range: ">= 0", "> 0" or an interval "[0, 1)", "(0, 1]"."""
     if within[0] in "[(":
@@ -481,11 +479,6 @@ def _in_range(value: float, within: str) -> bool:
 
 def _range_text(within: str) -> str:
     return f"in {within}" if within[0] in "[(" else within
-
-
-def _check(ok: bool, key: str, value: Any, what: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} is invalid: it must be {what}")
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}

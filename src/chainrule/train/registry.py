@@ -21,13 +21,13 @@ ENGINES: dict[str, str] = {
 # optimizer name -> the keyword arguments it takes besides lr and weight_decay (by the names
 # chainrule.optim and torch.optim share; `builders.optimizer_kwargs` fills them from the config). The
 # config offers these names; each engine says which it builds (`check_config`). "muon" is built by
-# the torch engine from the muon_* fields.
+# the torch engine (`build_muon_chain`, not from these keyword arguments).
 OPTIMIZERS: dict[str, tuple[str, ...]] = {
     "sgd": ("momentum", "nesterov"),
     "adam": ("betas",),
     "adamw": ("betas",),
     "rmsprop": ("momentum",),
-    "muon": (),
+    "muon": ("momentum", "nesterov"),  # of its SGD part (head and biases); Muon's own are muon_*
 }
 
 
