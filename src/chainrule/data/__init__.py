@@ -7,7 +7,11 @@
 ...     ...
 
 `train_val_split` and `BatchIterator` are the split and the batches of `chainrule train` (for the
-same fraction and seed), so a notebook reproduces a run's validation set and batch order.
+same fraction and seed), so a notebook reproduces a run's validation set and batch order;
+`preprocess.normalizer` is the one normalization (the trainer's, the torch engine's and
+`standardize`'s). Every data set has one entry in `registry.SPECS` (its files, classes and sources;
+the generated "synthetic" sets, made by `synthetic.generate`, too): `chainrule train --dataset` takes
+its names from there.
 """
 
 from .augment import flip_where, random_crop, random_flip

@@ -2,8 +2,11 @@
 
 Where things live: `config` (fields, recipes, `layer`), `prepare` (data for the trainer), `trainer`
 (the loop) with `callbacks` (its hooks), `registry` + `engine` (engines as plug-ins: name ->
-"module:Class", the interface), `builders` (what every engine builds from a config),
-`numpy_engine` / `torch_engine`, `run` (run folders, evaluate, predict), `compare`, `budget`.
+"module:Class", the interface with `saved_logits` for a saved model; and the optimizers by name),
+`builders` (what every engine builds from a config), `numpy_engine` / `torch_engine`, `run` (run
+folders, evaluate, predict), `compare`, `budget`, `precision`. The config's choices are the
+registries' keys: engines and optimizers here, data sets in `chainrule.data.registry`, networks in
+`chainrule.torch_ref.catalog`, schedules in `chainrule.optim`; each field declares its own range.
 
 from chainrule.train import TrainConfig, train_run
 result = train_run(TrainConfig(epochs=3))       # writes runs/<timestamp>-mnist/
