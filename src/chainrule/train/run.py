@@ -420,11 +420,11 @@ def finalize(
     t_final = time.perf_counter()
     logits = trainer.predict_logits(data.x_test, final=True)
     pred = logits.argmax(axis=1)
-    probs = _softmax(logits.astype(np.float64))
+    probs = _probs(logits)
     y = data.y_test
     final: dict[str, Any] = {}
     if y.size:  # a data set without a test split (an image tree with only train/) has no test metrics
-        final["test_loss"] = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
+        final["test_loss"] = _cross_entropy(probs, y)
         final["test_acc"] = float(np.mean(pred == y))
     if data.x_val is not None and data.y_val is not None:
         final["val_loss"], final["val_acc"] = trainer.evaluate(data.x_val, data.y_val, final=True)
@@ -512,10 +512,17 @@ def _plots_and_report(
     report.write_report(run_dir / layout.REPORT, _clean(summary), cfg.to_dict(), hist.evals, images, changed)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def _probs(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities in float64 (the test loss and the predictions' confidences)."""
+    from chainrule.nn.functional import softmax
+
+    return softmax(logits.astype(np.float64))
+
+
+def _cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of labels `y` under `probs` (one definition for the summary's test loss
+    and `chainrule evaluate`'s)."""
+    return float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
 
 
 def _clean(obj: Any) -> Any:
@@ -642,8 +649,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, backend: str 
     if y.size == 0:
         raise ConfigError(f"{cfg.dataset}: the data set has no test split here: nothing to evaluate")
     logits = _logits(run.model, x, backend, image_shape=tuple(run.info["image_shape"]), tta=run.cfg.tta)
-    probs = _softmax(logits.astype(np.float64))
-    loss = float(-np.mean(np.log(np.maximum(probs[np.arange(y.size), y], 1e-300))))
+    loss = _cross_entropy(_probs(logits), y)
     pred = logits.argmax(axis=1)
     per_class = {
         c: float(np.mean(pred[y == i] == i)) if np.any(y == i) else None
@@ -706,7 +712,7 @@ def predict_proba(run: LoadedRun, x_uint8: np.ndarray, backend: str = "numpy") -
         raise ConfigError(f"images of shape {x.shape} do not fit the model's input {shape} (C, H, W)")
     mean, std = np.asarray(run.info["mean"]), np.asarray(run.info["std"])
     z = transform(x, mean, std, np.dtype(run.info.get("dtype", "float32")))
-    return _softmax(_logits(run.model, z, backend, image_shape=shape, tta=run.cfg.tta).astype(np.float64))
+    return _probs(_logits(run.model, z, backend, image_shape=shape, tta=run.cfg.tta))
 
 
 # data sets of light figures on a dark background (a photo of a digit on paper is the opposite)
