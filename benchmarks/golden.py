@@ -9,6 +9,12 @@ records of `metrics.jsonl` (without wall-clock fields), and a hash of each array
 (its name, dtype, shape and bytes: the zip file itself holds timestamps). `chainrule sweep demo`
 keeps that for every trial, `chainrule compare` the numbers of `compare.csv`. Numbers are compared
 as their `repr` (bit for bit, NaN equal to NaN).
+
+The numbers are this machine's: another CPU (other BLAS kernels, another thread split) differs at the
+rounding level, so record on the machine that checks, from the commit before the change (a `git
+worktree` of it), then check the change there. The committed golden.json is the Intel Xeon's of the
+sixth session; the eighth session's AMD EPYC differs from it in 7 of 7 cases at ~1e-7, and agreed bit
+for bit with its own recording of the commit before its refactors.
 """
 
 from __future__ import annotations
