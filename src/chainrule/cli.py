@@ -178,11 +178,28 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
     sub = parser.add_subparsers(
         dest="command",
-        metavar="{train,evaluate,predict,compare,recipes,sweep,sweep-report,sweeps,grade,runs,cache}",
         parser_class=_Parser,
     )
     sub.required = True
 
+    _add_train_parser(sub, help_all)
+    _add_model_use_parsers(sub)
+    _add_compare_parser(sub)
+    r = sub.add_parser(
+        "recipes",
+        help="list the shipped recipes, or print one",
+        description="List the shipped recipes, or print the TOML of one. " + SEED_NAMES,
+    )
+    r.add_argument("name", nargs="?", help="recipe to print")
+    _add_sweep_parsers(sub)
+    _add_grade_parser(sub)
+    _add_runs_parser(sub)
+    _add_cache_parser(sub)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"  # the subcommands, in the order they were added
+    return parser
+
+
+def _add_train_parser(sub: Any, help_all: bool) -> None:
     n_options = len(FIELDS) + 8  # the keys, and --recipe ... --quiet, --help-all
     t = sub.add_parser(
         "train",
@@ -200,9 +217,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    t.add_argument(
-        "--help-all", action="help", help="every option, grouped (data, model, optimizer, ...)"
-    )
+    t.add_argument("--help-all", action="help", help="every option, grouped (data, model, optimizer, ...)")
     t.add_argument(
         "--recipe", metavar="NAME", help="start from a shipped recipe (`chainrule recipes` lists them)"
     )
@@ -237,6 +252,9 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only the final line")
     _add_config_flags(t, None if help_all else COMMON_FLAGS)
 
+
+def _add_model_use_parsers(sub: Any) -> None:
+    """`evaluate` and `predict`: a finished run's model, computed by the engine `--backend` names."""
     e = sub.add_parser(
         "evaluate",
         help="print the test metrics of a finished run",
@@ -245,9 +263,7 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN", help="run folder")
     e.add_argument("--data-dir", help="data folder (default: as for train)")
     e.add_argument("--json", action="store_true", help="print JSON (with per-class accuracy)")
-    e.add_argument(
-        "--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits"
-    )
+    e.add_argument("--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits")
 
     p = sub.add_parser(
         "predict",
@@ -265,10 +281,10 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
         "Fashion-MNIST runs, images whose border is brighter than their centre, with a note]",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits"
-    )
+    p.add_argument("--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits")
 
+
+def _add_compare_parser(sub: Any) -> None:
     c = sub.add_parser(
         "compare",
         help="train the NumPy and the torch engine side by side and compare them step by step",
@@ -287,15 +303,8 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     _add_config_flags(c, COMPARE_FLAGS)
 
-    r = sub.add_parser(
-        "recipes",
-        help="list the shipped recipes, or print one",
-        description="List the shipped recipes, or print the TOML of one. " + SEED_NAMES,
-    )
-    r.add_argument("name", nargs="?", help="recipe to print")
-    _add_sweep_parsers(sub)
-    _add_grade_parser(sub)
-    _add_runs_parser(sub)
+
+def _add_cache_parser(sub: Any) -> None:
     k = sub.add_parser(
         "cache",
         help="list the cached data sets with their sizes (--clear removes them)",
@@ -305,7 +314,6 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     )
     k.add_argument("--clear", action="store_true", help="remove everything listed (asks first)")
     k.add_argument("-y", "--yes", action="store_true", help="with --clear: remove without asking")
-    return parser
 
 
 def _add_grade_parser(sub: Any) -> None:
