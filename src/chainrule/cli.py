@@ -260,17 +260,18 @@ def _add_model_use_parsers(sub: Any) -> None:
         help="print the test metrics of a finished run",
         description=f"Load RUN/{layout.MODEL} and print its test loss and accuracy.",
     )
-    e.add_argument("run", metavar="RUN", help="run folder")
-    e.add_argument("--data-dir", help="data folder (default: as for train)")
-    e.add_argument("--json", action="store_true", help="print JSON (with per-class accuracy)")
-    e.add_argument("--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits")
-
     p = sub.add_parser(
         "predict",
         help="classify image files with a trained run",
         description="Classify PNG/JPEG images with RUN's model; prints the class and top probabilities.",
     )
-    p.add_argument("run", metavar="RUN", help="run folder")
+    for cmd, json_help in ((e, "print JSON (with per-class accuracy)"), (p, "print JSON")):
+        cmd.add_argument("run", metavar="RUN", help="run folder")
+        cmd.add_argument("--json", action="store_true", help=json_help)
+        cmd.add_argument(
+            "--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits"
+        )
+    e.add_argument("--data-dir", help="data folder (default: as for train)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files")
     p.add_argument("--top", type=int, default=3, help="how many classes to list per image [default: 3]")
     p.add_argument(
@@ -280,8 +281,6 @@ def _add_model_use_parsers(sub: Any) -> None:
         help="invert gray levels (dark digits on white paper -> MNIST style) [default: for MNIST and "
         "Fashion-MNIST runs, images whose border is brighter than their centre, with a note]",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--backend", choices=BACKENDS, default="numpy", help="engine that computes the logits")
 
 
 def _add_compare_parser(sub: Any) -> None:
