@@ -395,8 +395,10 @@ def _add_sweep_parsers(sub: Any) -> None:
     s.add_argument("--out", metavar="DIR", help="sweep folder [default: sweeps/<name>]")
     s.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR after a crash or Ctrl-C")
     s.add_argument("--workers", type=int, metavar="N", help="trials at once [default: number of cores]")
+    from chainrule.sweep.backends import POOLS
+
     s.add_argument(
-        "--backend", choices=("local", "ray"), default="local", help="where trials run [default: local]"
+        "--backend", choices=tuple(POOLS), default="local", help="where trials run [default: local]"
     )
     s.add_argument(
         "--address", metavar="ADDR", help="Ray cluster to join (host:port or auto) [default: a local Ray]"
@@ -589,8 +591,11 @@ def cmd_sweeps(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.address and args.backend != "ray":
-        raise UsageError("--address is for --backend ray")
+    from chainrule.sweep.backends import POOLS
+
+    if args.address and not POOLS[args.backend].takes_address:
+        takes = " or ".join(name for name, pool in POOLS.items() if pool.takes_address)
+        raise UsageError(f"--address is for --backend {takes}")
     if bool(args.spec) == bool(args.resume):
         raise UsageError("give a SPEC to run, or --resume DIR to continue a sweep (not both)")
     if args.resume:

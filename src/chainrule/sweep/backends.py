@@ -59,6 +59,17 @@ class LocalPool:
     """
 
     name = "local"
+    on_this_machine = True  # the coordinator checks the data here and sizes the pool by its cores
+    takes_address = False
+
+    @classmethod
+    def open(cls, workers: int, threads: int, address: str | None = None) -> LocalPool:
+        return cls(workers, threads)
+
+    @staticmethod
+    def where(workers: int, threads: int) -> str:
+        """The sweep header's words on where trials run."""
+        return f" on {workers} worker(s) x {threads} thread(s)"
 
     def __init__(self, workers: int, threads: int) -> None:
         self.capacity = workers
@@ -153,6 +164,16 @@ class RayPool:
     coordinator runs the trial again (`LOST_RETRIES`); the trial's own failures are "failed"."""
 
     name = "ray"
+    on_this_machine = False
+    takes_address = True
+
+    @classmethod
+    def open(cls, workers: int | None, threads: int, address: str | None = None) -> RayPool:
+        return cls(workers, threads, address)
+
+    @staticmethod
+    def where(workers: int, threads: int) -> str:
+        return " on Ray"
 
     def __init__(self, workers: int | None, threads: int, address: str | None = None) -> None:
         try:
@@ -236,6 +257,11 @@ class RayPool:
         if self.started_here:
             self.ray.shutdown()
 
+
+# sweep backend name -> its pool (`--backend`): a class with `open(workers, threads, address)`,
+# `where`, `on_this_machine`, `takes_address`, and submit / wait / kill / close. A new backend is its
+# class plus one entry here.
+POOLS: dict[str, Any] = {"local": LocalPool, "ray": RayPool}
 
 LOST_RETRIES = 2  # a trial whose Ray worker or node died runs again this often, then it is failed
 

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from chainrule import layout
 from chainrule._io import FolderBusy, FolderLock, atomic_write_text, holds_files, one_line
 
-from .backends import LOST_RETRIES, LocalPool, RayPool, available_cores
+from .backends import LOST_RETRIES, POOLS, available_cores
 from .halving import Rungs
 from .layout import SweepError, swept_keys
 from .progress import SweepProgress
@@ -135,7 +135,7 @@ def run_sweep(
 
     Args:
         workers: trials at once (default: the number of cores; with Ray, the cluster's CPUs).
-        backend: "local" (worker processes) or "ray".
+        backend: a name of `backends.POOLS`: "local" (worker processes) or "ray".
         address: Ray cluster to join ("auto" or host:port); default: start a local Ray.
         retry_failed: run the failed trials again.
         report: write report.html at the end (needs matplotlib).
@@ -143,8 +143,8 @@ def run_sweep(
         trial_reports: plots and report.html in every trial folder too (seconds of matplotlib each).
     """
     stream = stream if stream is not None else sys.stderr
-    if backend not in ("local", "ray"):
-        raise SweepError(f"backend {backend!r} is not one of local, ray")
+    if backend not in POOLS:
+        raise SweepError(f"backend {backend!r} is not one of {', '.join(POOLS)}")
     if workers is not None and workers < 1:
         raise SweepError(f"workers = {workers} is invalid: it must be >= 1")
     if spec is None and out_dir is None:
@@ -280,21 +280,20 @@ def _run_locked(
         total = stored + to_ask
         write_csv(store, out)
         busy_max = len(todo) + len(waiting) + to_ask
-        if check_data and backend_name == "local" and busy_max:
+        pool_class = POOLS[backend_name]
+        if check_data and pool_class.on_this_machine and busy_max:
             probes = (
                 [{"trial_id": t.trial_id, "config": t.config} for t in search.spec.probes] if search else []
             )
             _check_data(todo + waiting + probes)
 
         cores = available_cores()
-        n = workers or (cores if backend_name == "local" else 0)
-        if backend_name == "local":
+        n = workers or (cores if pool_class.on_this_machine else 0)
+        if pool_class.on_this_machine:
             n = max(1, min(n, busy_max)) if busy_max else 1
         threads = max(1, cores // n) if n else 1
         progress = SweepProgress(total, sum(counts[s] for s in ENDED), enabled=not quiet, stream=stream)
-        where = ""
-        if busy_max:
-            where = f" on {n} worker(s) x {threads} thread(s)" if backend_name == "local" else " on Ray"
+        where = pool_class.where(n, threads) if busy_max else ""
         progress.message(
             f"chainrule: sweep {store.get_meta('name')}: {total} trials ({len(new)} new), {len(todo)} to run"
             + (f", {counts['paused']} paused at a rung" if counts["paused"] else "")
@@ -307,9 +306,7 @@ def _run_locked(
         if parent is not None:
             progress.message(f"chainrule: MLflow parent run {parent.run_id} at {parent.uri}")
         if busy_max:
-            pool: Any = (
-                LocalPool(n, threads) if backend_name == "local" else RayPool(workers, threads, address)
-            )
+            pool = pool_class.open(n if pool_class.on_this_machine else workers, threads, address)
             ran, interrupted, parent = _drive(
                 store, pool, backend_name, todo, rungs, search, parent, progress, out, trial_reports
             )
