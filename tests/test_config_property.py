@@ -49,3 +49,12 @@ def test_any_mapping_validates_or_raises_one_config_error_naming_a_key(mapping):
         assert _names_a_key(message, mapping), message
     else:
         assert cfg.to_dict()  # a valid config is a complete one
+
+
+def test_a_table_named_oddly_is_named_on_one_line():
+    """Found by the property above: a key given twice, once in a table whose name holds a newline."""
+    import pytest
+
+    with pytest.raises(ConfigError) as e:
+        from_dict({"activation": "relu", "\n": {"activation": "relu"}}, source="property")
+    assert "\n" not in str(e.value) and "table '\\n'" in str(e.value)

@@ -11,7 +11,7 @@ import pytest
 
 from chainrule.cli import main
 from chainrule.sweep import Store, worker
-from chainrule.sweep.backends import POOLS
+from chainrule.sweep.backends import POOLS, Pool
 
 SPEC = """
 name = "inline"
@@ -25,23 +25,17 @@ lr = [0.05, 0.1]
 """
 
 
-class InlinePool:
+class InlinePool(Pool):
     """Runs each trial in this process, at submit: the smallest backend."""
 
     name = "inline"
-    on_this_machine = True
-    takes_address = False
     submitted: list[str] = []
-
-    @classmethod
-    def open(cls, workers: int, threads: int, address: str | None = None) -> InlinePool:
-        return cls(threads)
 
     @staticmethod
     def where(workers: int, threads: int) -> str:
         return " inline (a test's backend)"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, workers: int, threads: int) -> None:
         self.capacity, self.threads = 1, threads
         self.done: list[tuple[dict[str, Any], dict[str, Any]]] = []
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sweep_kill import kill_9_sweep_when
+from threadpoolctl import threadpool_limits
 
 from chainrule.cli import main
 from chainrule.sweep import Store
@@ -214,13 +215,15 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     trial = out / "trials" / tid
     cfg = from_dict(killed[tid]["config"], TrainConfig(), source="test")
     shutil.rmtree(trial)
+    # in-process runs at every core's BLAS threads, as the one worker that resumes below (an earlier
+    # test may have left this process's limit elsewhere): 1 and 2 OpenBLAS threads differ at the
+    # rounding level, and the comparison is bit for bit
+    blas = threadpool_limits(limits=available_cores())
     paused = train_run(cfg.replace(run_dir=str(trial.resolve())), until_step=700, quiet=True, plots=False)
     assert paused.status == "paused"
     before = read_metrics(trial / "metrics.jsonl")
     assert before and before[-1]["step"] <= 700
 
-    # one worker, so it has every core's threads, as the uninterrupted run below: BLAS results differ
-    # at the rounding level between 1 and 2 threads, and the comparison is bit for bit
     rc, text, err = run_cli(["sweep", "--resume", out, "--workers", "1", "--no-report"], capsys)
     assert rc == 0, err
     assert "continues from its checkpoint" in err
@@ -231,9 +234,8 @@ def test_kill_9_then_resume_completes_every_trial_exactly_once(tmp_path, capsys)
     after = read_metrics(trial / "metrics.jsonl")
     assert after[: len(before)] == before
     # ... and the resumed trial trained exactly as one uninterrupted run of its config
-    straight = train_run(
-        cfg.replace(run_dir=str(tmp_path / "straight"), threads=available_cores()), quiet=True, plots=False
-    )
+    straight = train_run(cfg.replace(run_dir=str(tmp_path / "straight")), quiet=True, plots=False)
+    blas.restore_original_limits()
     untimed = [{k: v for k, v in e.items() if k != "time"} for e in after]
     uninterrupted = read_metrics(straight.run_dir / "metrics.jsonl")
     assert untimed == [{k: v for k, v in e.items() if k != "time"} for e in uninterrupted]

@@ -15,7 +15,8 @@ import pytest
 from sweep_kill import kill_9_sweep_when
 
 from chainrule.cli import main
-from chainrule.sweep import SpecError, Store, load_spec, parse_spec, run_sweep, runner
+from chainrule.sweep import SpecError, Store, load_spec, parse_spec, run_sweep
+from chainrule.sweep.backends import POOLS, Pool
 
 optuna = pytest.importorskip("optuna")
 
@@ -43,7 +44,7 @@ def score(config: dict) -> float:
     return math.exp(-(u * u + v * v) / 2) * (1.0 if config["activation"] == "relu" else 0.8)
 
 
-class ObjectivePool:
+class ObjectivePool(Pool):
     """The test hook: stands in for the local pool of worker processes (same interface: capacity,
     busy, submit, wait, close, kill), "training" each trial by scoring its resolved config. Every
     trial submitted is finished by the next wait, so TPE is asked `capacity` trials at a time and
@@ -83,7 +84,7 @@ def test_tpe_beats_random_search_with_the_same_budget(tmp_path, monkeypatch):
     # expansion). TPE: whole sweeps through the coordinator and the store, 2 trials asked at a time.
     # Over 64 seeds, TPE's best is ahead by 0.16 on average (sd 0.14 per seed, 57 of 64 ahead); a
     # mean over 10 seeds at or below 0.03 came up in 5 of 10,000 resamples.
-    monkeypatch.setattr(runner, "LocalPool", ObjectivePool)
+    monkeypatch.setitem(POOLS, "local", ObjectivePool)
     best_random, best_tpe = [], []
     for seed in range(SEEDS):
         head = BASE.format(name="bump", seed=seed)

@@ -53,23 +53,31 @@ class _Worker:
     task: dict[str, Any] | None = None
 
 
-class LocalPool:
-    """`workers` processes (spawned: no state is inherited from the coordinator), each running one
-    trial at a time with `threads` threads. Workers die with the coordinator (`worker.init_worker`).
-    """
+class Pool:
+    """A sweep backend, as the coordinator (`runner._drive`) uses it: `capacity` trials at once,
+    `busy`, `submit(task)`, `wait(timeout)` -> [(task, result)], `close()`, `kill()`. The class
+    attributes say how to open and describe it; the defaults are a pool on this machine."""
 
-    name = "local"
+    name = ""
     on_this_machine = True  # the coordinator checks the data here and sizes the pool by its cores
-    takes_address = False
+    takes_address = False  # `--address` (a cluster to join) means something to it
 
     @classmethod
-    def open(cls, workers: int, threads: int, address: str | None = None) -> LocalPool:
-        return cls(workers, threads)
+    def open(cls, workers: Any, threads: int, address: str | None = None) -> Any:
+        return cls(workers, threads)  # type: ignore[call-arg]
 
     @staticmethod
     def where(workers: int, threads: int) -> str:
         """The sweep header's words on where trials run."""
         return f" on {workers} worker(s) x {threads} thread(s)"
+
+
+class LocalPool(Pool):
+    """`workers` processes (spawned: no state is inherited from the coordinator), each running one
+    trial at a time with `threads` threads. Workers die with the coordinator (`worker.init_worker`).
+    """
+
+    name = "local"
 
     def __init__(self, workers: int, threads: int) -> None:
         self.capacity = workers
@@ -154,7 +162,7 @@ class LocalPool:
             w.conn.close()
 
 
-class RayPool:
+class RayPool(Pool):
     """Each trial is a Ray task (`num_cpus = threads`). With `address` it joins that cluster
     ("auto": the one `ray start` runs here), else it starts a fresh local Ray with `workers * threads`
     CPUs (`address="local"`: never a cluster named by `RAY_ADDRESS` or by the "current cluster" file
@@ -258,10 +266,9 @@ class RayPool:
             self.ray.shutdown()
 
 
-# sweep backend name -> its pool (`--backend`): a class with `open(workers, threads, address)`,
-# `where`, `on_this_machine`, `takes_address`, and submit / wait / kill / close. A new backend is its
-# class plus one entry here.
-POOLS: dict[str, Any] = {"local": LocalPool, "ray": RayPool}
+# sweep backend name -> its pool class (`--backend`; see `Pool`). A new backend is its class plus
+# one entry here.
+POOLS: dict[str, type[Pool]] = {"local": LocalPool, "ray": RayPool}
 
 LOST_RETRIES = 2  # a trial whose Ray worker or node died runs again this often, then it is failed
 

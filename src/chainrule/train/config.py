@@ -571,7 +571,11 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
     where: dict[str, str] = {}  # key -> the table it came from, to refuse a key given twice
     for k, v in data.items():
         items = v.items() if isinstance(v, dict) else [(k, v)]
-        table = f"[{k}]" if isinstance(v, dict) else "the top level"
+        table = (
+            (f"[{k}]" if k.replace("-", "_").isidentifier() else f"table {k!r}")
+            if isinstance(v, dict)
+            else "the top level"
+        )
         for k2, v2 in items:
             if k2 in flat:
                 raise ConfigError(f"{source}: key {k2!r} is given twice (in {where[k2]} and in {table})")
