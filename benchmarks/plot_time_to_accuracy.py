@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 from chainrule.report import save_png, time_to_accuracy_runs
@@ -51,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (run_dir / "metrics.jsonl").is_file():
             print(f"plot_time_to_accuracy: {run_dir}: no metrics.jsonl (not a run folder?)", file=sys.stderr)
             return 2
-        label, points, final = run_curve(run_dir)
+    runs = [(run_dir, *run_curve(run_dir)) for run_dir in args.runs]
+    counts = Counter(label for _, label, _, _ in runs)
+    for run_dir, label, points, final in runs:
+        if counts[label] > 1:  # the same recipe and seed twice (e.g. in bf16 and fp32): say which
+            precision = tomllib.loads((run_dir / "config.toml").read_text()).get("precision")
+            label = f"{label} {precision}" if precision else f"{label} ({run_dir.name})"
+            if label in curves:
+                label = f"{label} ({run_dir.name})"
         curves[label] = points
         if final is not None:
             finals[label] = final

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -76,5 +77,13 @@ def test_the_script_reads_run_folders(tmp_path, capsys):
         assert module.main([str(a), "--out", str(out)]) == 0 and out.read_bytes().startswith(PNG)
         assert module.main([str(tmp_path), "--out", str(out)]) == 2
         assert "no metrics.jsonl" in capsys.readouterr().err
+        # the same recipe and seed twice (bf16 and fp32): two lines, each named by its precision
+        b = _fake_run(tmp_path, "cifar10-94", 1, [(200.0, 0.8)], 0.94)
+        c = tmp_path / "fp32-copy"
+        shutil.copytree(b, c)
+        for d, precision in ((b, "bf16"), (c, "fp32")):
+            (d / "config.toml").write_text(f'name = "cifar10-94"\nseed = 1\nprecision = "{precision}"\n')
+        assert module.main([str(b), str(c), "--out", str(out)]) == 0
+        assert "(2 runs)" in capsys.readouterr().out
     finally:
         sys.modules.pop("plot_tta", None)
