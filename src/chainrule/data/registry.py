@@ -57,11 +57,16 @@ class DatasetSpec:
         return self.kind != "synthetic"
 
 
+def generated_classes(n: int) -> list[str]:
+    """The class names of a generated set of `n` classes: "class0", "class1", ..."""
+    return [f"class{i}" for i in range(n)]
+
+
 def _generated(name: str, classes: int = 3, **generator: Any) -> DatasetSpec:
     return DatasetSpec(
         name=name,
         kind="synthetic",
-        classes=[f"class{i}" for i in range(classes)],
+        classes=generated_classes(classes),
         folders=(),
         mirrors=(),
         generator={"classes": classes, **generator},

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import write_idx
-from .registry import CIFAR10_CLASSES, IDX_FILES
+from .registry import CIFAR10_CLASSES, IDX_FILES, generated_classes
 
 
 def generate(
@@ -42,7 +42,7 @@ def generate(
 
     x_tr, y_tr = make(n_train)
     x_te, y_te = make(n_test)
-    return x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(classes)]
+    return x_tr, y_tr, x_te, y_te, generated_classes(classes)
 
 
 def random_split(

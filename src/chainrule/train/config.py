@@ -428,7 +428,7 @@ _RULES: list[tuple[str | None, Callable[[TrainConfig], Any], str]] = [
         "> 1 with batch norm (it cannot normalize a chunk of one sample)",
     ),
     ("name", lambda c: c.name.strip() != "" and "/" not in c.name, "a non-empty name without '/'"),
-    (None, lambda c: _engine_rules(c), ""),
+    (None, _engine_rules, ""),
     (
         "precision",
         lambda c: c.precision != "bf16" or c.dtype == "float32",

@@ -412,7 +412,7 @@ class TorchEngine:
                 torch.from_numpy(np.ascontiguousarray(x[s : s + _IMAGE_CHUNK]).reshape(shape))
                 for s in range(0, len(x), _IMAGE_CHUNK)
             )
-            return image_logits(model, chunks, tta).float().numpy()
+            return image_logits(model, chunks, tta).numpy()  # a saved model is fp32
         from chainrule.torch_ref import to_torch
 
         twin = to_torch(model).eval()
