@@ -108,6 +108,16 @@ def test_the_numpy_engine_is_not_measured(tmp_path, capsys, monkeypatch):
     assert "precision" not in summary
 
 
+def test_the_engine_says_whether_it_chooses():
+    """The choice is the engine's (it defines `bf16_unavailable`), not a backend name in the trainer."""
+    from chainrule.train.config import TrainConfig
+
+    assert not precision.chooses_precision(TrainConfig(backend="numpy"))
+    assert precision.chooses_precision(TrainConfig(backend="torch"))
+    cannot = torch_engine.TorchEngine.bf16_unavailable(TrainConfig(backend="torch", dtype="float64"))
+    assert cannot == "bf16 autocast needs float32 parameters, not float64"
+
+
 def test_a_resumed_run_keeps_its_choice_without_measuring_again(tmp_path, capsys, monkeypatch):
     rc, _, err = run_cli(["train", *TORCH, "--epochs", "2", "--pause-at", "3", "--out-dir", tmp_path], capsys)
     assert rc == 0, err

@@ -12,8 +12,10 @@ A new engine is one module with its class plus one line in `registry.ENGINES` (o
 `registry.register_engine` from outside the package). An engine class may define two static
 checks: `check_config(cfg)`, its own part of the config's validation (what it cannot do, the names
 it builds; `TrainConfig.validate` calls it), and `preflight(cfg)`, what the config asks of this
-machine, before any data is loaded. No engine module imports another, and this module imports none
-of them.
+machine, before any data is loaded. An engine that can train in bf16 defines a third,
+`bf16_unavailable(cfg)` (why bf16 cannot run for `cfg` here, or None): `--precision auto` then times
+a few steps of each (`precision.py`); an engine without it trains in its `--dtype`. No engine
+module imports another, and this module imports none of them.
 
 Batches reach `train_step` as NumPy arrays: float (B, D) for MLPs, or uint8 (B, C, H, W) for image
 models (the engine converts and normalizes on its side, so no float copy of a whole data set is

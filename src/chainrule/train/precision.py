@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .budget import time_steps
 from .config import TrainConfig
 from .prepare import Prepared
+from .registry import load_engine
 
 MIN_SPEEDUP = 1.10  # bf16 must run a step in at most 1/1.10 of fp32's time
 CHOICE_SECONDS = 2.0  # timed seconds per precision when there is a choice
@@ -49,17 +50,19 @@ def choose_precision(fp32_step_s: float, bf16_step_s: float | None) -> tuple[str
     return "fp32", f"{rule}: under {MIN_SPEEDUP:.2f}x)"
 
 
-def bf16_unavailable(cfg: TrainConfig) -> str | None:
-    """Why bf16 cannot run for `cfg` on this machine (None: it can)."""
-    if cfg.dtype != "float32":
-        return f"bf16 autocast needs float32 parameters, not {cfg.dtype}"
-    from .torch_engine import bf16_unavailable_on, resolve_device
+def chooses_precision(cfg: TrainConfig) -> bool:
+    """Whether `cfg`'s engine has a precision to choose: one that can run bf16 says so by defining
+    `bf16_unavailable(cfg)`; any other trains in its `--dtype` and `auto` asks nothing of it."""
+    return hasattr(load_engine(cfg.backend), "bf16_unavailable")
 
-    return bf16_unavailable_on(resolve_device(cfg.device))
+
+def bf16_unavailable(cfg: TrainConfig) -> str | None:
+    """Why bf16 cannot run for `cfg` on this machine (None: it can), as its engine says."""
+    return load_engine(cfg.backend).bf16_unavailable(cfg)
 
 
 def measure_precision(cfg: TrainConfig, data: Prepared) -> PrecisionChoice:
-    """Time `cfg` (backend torch, precision auto) in fp32 and, where it can run, in bf16; choose."""
+    """Time `cfg` (an engine that chooses, precision auto) in fp32 and, where it can run, in bf16; choose."""
     cannot = bf16_unavailable(cfg)
     seconds = RECORD_SECONDS if cannot else CHOICE_SECONDS
     _, fp32_s, _ = time_steps(cfg.replace(precision="fp32"), data, seconds)

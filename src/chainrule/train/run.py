@@ -27,7 +27,7 @@ from .budget import BudgetPlan, plan_budget
 from .config import ConfigError, TrainConfig, changed_keys, dumps, load_toml
 from .engine import engine_class, preflight
 from .loggers import RunLogger, make_loggers, require
-from .precision import PrecisionChoice, measure_precision
+from .precision import PrecisionChoice, chooses_precision, measure_precision
 from .prepare import Prepared, RawData, load_raw, prepare, transform
 from .progress import Progress
 from .trainer import FitResult, Trainer, build_schedule
@@ -225,11 +225,12 @@ def _train_run(
 def _plan(
     cfg: TrainConfig, data: Prepared, resume: str | Path | None, quiet: bool, stream: TextIO
 ) -> tuple[TrainConfig, PrecisionChoice | None, BudgetPlan | None]:
-    """What timing decides before a new run starts: the precision (`--precision auto`, torch) and
-    the steps that fit `--time-budget`. The config returned holds both, so config.toml (and a rerun
-    or resume) repeats them; a resumed run reads the records it started with from its summary."""
+    """What timing decides before a new run starts: the precision (`--precision auto`, where the
+    engine can choose) and the steps that fit `--time-budget`. The config returned holds both, so
+    config.toml (and a rerun or resume) repeats them; a resumed run reads the records it started
+    with from its summary."""
     precision = None
-    if cfg.backend == "torch" and cfg.precision == "auto" and resume is None:
+    if cfg.precision == "auto" and resume is None and chooses_precision(cfg):
         if not quiet:
             print("chainrule: timing a few steps to choose the precision ...", file=stream, flush=True)
         precision = measure_precision(cfg, data)

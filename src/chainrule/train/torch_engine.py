@@ -213,6 +213,13 @@ class TorchEngine:
             )
 
     @staticmethod
+    def bf16_unavailable(cfg: TrainConfig) -> str | None:
+        """Why bf16 cannot run for `cfg` here (None: it can): `--precision auto` times bf16 only then."""
+        if cfg.dtype != "float32":
+            return f"bf16 autocast needs float32 parameters, not {cfg.dtype}"
+        return bf16_unavailable_on(resolve_device(cfg.device))
+
+    @staticmethod
     def preflight(cfg: TrainConfig) -> None:
         """The device `cfg.device` present, and bf16 supported there if asked for."""
         check_precision(cfg.precision, resolve_device(cfg.device))
