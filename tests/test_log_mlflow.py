@@ -150,3 +150,62 @@ def test_a_wrong_uri_is_one_line_and_leaves_no_run_folder(uri, tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
     assert err.startswith(f"chainrule: error: --log mlflow: cannot log to mlflow_uri = {uri!r}")
+
+
+def test_a_sweep_stopped_by_a_full_disk_leaves_its_parent_failed_not_running(store, tmp_path, capsys):
+    """The error stops the sweep in one line; MLflow's parent run is ended FAILED (a resume makes it
+    RUNNING again), not left RUNNING for ever."""
+    import errno
+
+    from chainrule.sweep.backends import POOLS, Pool
+
+    class FullDiskPool(Pool):
+        name = "full-disk"
+
+        def __init__(self, workers: int, threads: int) -> None:
+            self.capacity, self.tasks = 1, []
+
+        @property
+        def busy(self) -> int:
+            return len(self.tasks)
+
+        def submit(self, task):
+            self.tasks.append(task)
+
+        def wait(self, timeout):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "trials.csv"))
+
+        def kill(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    uri, _ = store
+    spec = tmp_path / "full.toml"
+    spec.write_text(
+        f"""
+name = "full"
+seeds = 1
+[base]
+dataset = "synthetic"
+hidden_sizes = [8]
+steps = 20
+log = ["mlflow"]
+mlflow_uri = "{uri}"
+mlflow_experiment = "full-disk"
+[grid]
+lr = [0.01, 0.05]
+"""
+    )
+    out = tmp_path / "out"
+    POOLS["full-disk"] = FullDiskPool
+    try:
+        rc = main(["sweep", str(spec), "--out", str(out), "--backend", "full-disk", "--quiet", "--no-report"])
+    finally:
+        del POOLS["full-disk"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1].startswith("chainrule: error: ") and "Traceback" not in "\n".join(err), err
+    with Store(out / "sweep.db", readonly=True) as st:
+        parent_id = json.loads(st.get_meta("mlflow_parent"))["run_id"]
+    assert MlflowClient(tracking_uri=uri).get_run(parent_id).info.status == "FAILED"

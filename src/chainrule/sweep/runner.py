@@ -379,6 +379,7 @@ def _drive(
     again: deque[tuple[dict[str, Any], int | None, str]] = deque()  # lost with a Ray node: rerun
     lost: dict[str, int] = {}
     progress.start()
+    failed = True  # until the loop ends, or stops on Ctrl-C: the MLflow parent then says FAILED
     try:
         while True:
             while pool.busy < pool.capacity:
@@ -418,8 +419,9 @@ def _drive(
                     search.tell(row["trial_id"], row["status"], row)
                 write_csv(store, out)
             progress.tick()
+        failed = False
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, failed = True, False
         pool.kill()
     except (sqlite3.OperationalError, OSError) as e:  # sweep.db or trials.csv could not be written
         if not _disk_full(e):
@@ -433,6 +435,8 @@ def _drive(
             store.end_session(session)
         if search is not None:
             search.close()
+        if failed and parent is not None:
+            _fail_mlflow_parent(parent, progress)
     if full is not None:
         raise _disk_full_error(full, out, _stop_on_full_disk(store, session, out)) from None
     if rungs is not None and not interrupted and rungs.paused:
@@ -599,6 +603,16 @@ def _mlflow_parent(store: Store, trials: list[dict[str, Any]], out: Path) -> Any
     else:
         run.set_running()
     return run
+
+
+def _fail_mlflow_parent(parent: Any, progress: SweepProgress) -> None:
+    """A sweep stopped by an error (a full disk, a failed store) leaves its MLflow parent FAILED,
+    not RUNNING; a resume marks it running again. MLflow only mirrors the folder: its own error
+    (the same full disk) is a warning, never the sweep's error."""
+    try:
+        parent.end("FAILED")
+    except Exception as e:
+        progress.message(f"chainrule: warning: MLflow parent run: {one_line(e, with_type=True)[:300]}")
 
 
 def _end_mlflow_parent(parent: Any, out: Path, interrupted: bool, progress: SweepProgress) -> None:
