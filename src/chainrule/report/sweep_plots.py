@@ -72,30 +72,10 @@ def metric_by_value(
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     means_a = np.asarray(means, float)
     stds_a = np.nan_to_num(np.asarray(stds, float))
-    distinct: list[Any] = []
-    for v in values:
-        if v not in distinct:
-            distinct.append(v)
-    numeric = _numeric(distinct)
-    if numeric:
-        distinct.sort()
-        xs = np.asarray([float(v) for v in values])
-        pos = np.asarray([float(v) for v in distinct])
-        positive = bool(np.all(pos > 0))
-        log = positive and (pos.max() / pos.min() >= 100 if log is None else log)
-    else:
-        idx = {value_label(v): i for i, v in enumerate(distinct)}
-        xs = np.asarray([idx[value_label(v)] for v in values], float)
-        pos = np.arange(len(distinct), dtype=float)
-        log = False
+    distinct, numeric, xs, pos, log = _positions(values, log)
     several = len(values) > len(distinct)
-    if several:  # other keys vary too: a little horizontal jitter keeps the points apart
-        span = (np.log10(pos.max() / pos.min()) if log else (pos.max() - pos.min())) if pos.size > 1 else 1.0
-        jitter = (np.random.default_rng(0).uniform(-1, 1, xs.size) * 0.012 * max(span, 1e-12)) if span else 0
-        xs_plot = xs * 10**jitter if log else xs + jitter
-    else:
-        xs_plot = xs
     ok = np.isfinite(means_a)
+    xs_plot = _jittered(xs, pos, log) if several else xs
     ax.errorbar(
         xs_plot[ok],
         means_a[ok],
@@ -108,43 +88,8 @@ def metric_by_value(
         label="a configuration (mean ± std over seeds)" if several else "mean ± std over seeds",
         clip_on=cap is None,  # a point on the cap is drawn whole
     )
-    best_x, best_y = [], []
-    for p in pos:
-        sel = ok & (xs == p)
-        if sel.any():
-            best_x.append(p)
-            best_y.append(means_a[sel].max())
-    if best_x:
-        ax.plot(
-            best_x,
-            best_y,
-            "-",
-            color="tab:red" if several else "tab:blue",
-            lw=1.6,
-            label="best configuration at each value" if several else None,
-        )
-        i = int(np.argmax(best_y))
-        ax.annotate(
-            f"{best_y[i]:.2f}", (best_x[i], best_y[i]), xytext=(4, 4), textcoords="offset points", fontsize=8
-        )
-    if log:
-        ax.set_xscale("log")
-        # drawn values: ticks at 1, 2 and 5 of each decade, written as numbers (matplotlib's default
-        # labels every minor tick of a short log axis in scientific notation, one over the other)
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    if not numeric or _spread_out(pos, log):  # a grid's few values: one labelled tick each
-        ax.set_xticks(pos)
-        ax.set_xticklabels(
-            [value_label(v) for v in distinct],
-            rotation=30 if not numeric else 0,
-            ha="right" if not numeric else "center",
-            fontsize=8,
-        )
-        ax.minorticks_off()
+    _best_line(ax, xs, pos, means_a, ok, several)
+    _value_axis(ax, distinct, pos, numeric, log)
     _cap(ax, cap)
     ax.set_xlabel(key)
     ax.set_ylabel(ylabel)
@@ -153,6 +98,82 @@ def metric_by_value(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return _to_png(fig)
+
+
+def _positions(
+    values: Sequence[Any], log: bool | None
+) -> tuple[list[Any], bool, np.ndarray, np.ndarray, bool]:
+    """The distinct values in axis order, whether they are numbers, each configuration's x, each
+    distinct value's x, and whether the axis is logarithmic (numbers: sorted, log where positive
+    numbers span two decades unless `log` says; other values: categories in the order given)."""
+    distinct: list[Any] = []
+    for v in values:
+        if v not in distinct:
+            distinct.append(v)
+    if _numeric(distinct):
+        distinct.sort()
+        xs = np.asarray([float(v) for v in values])
+        pos = np.asarray([float(v) for v in distinct])
+        log = bool(np.all(pos > 0)) and (pos.max() / pos.min() >= 100 if log is None else log)
+        return distinct, True, xs, pos, log
+    idx = {value_label(v): i for i, v in enumerate(distinct)}
+    xs = np.asarray([idx[value_label(v)] for v in values], float)
+    return distinct, False, xs, np.arange(len(distinct), dtype=float), False
+
+
+def _jittered(xs: np.ndarray, pos: np.ndarray, log: bool) -> np.ndarray:
+    """x positions moved a little (seeded): where other keys vary too, points sharing a value stay apart."""
+    span = (np.log10(pos.max() / pos.min()) if log else (pos.max() - pos.min())) if pos.size > 1 else 1.0
+    jitter = (np.random.default_rng(0).uniform(-1, 1, xs.size) * 0.012 * max(span, 1e-12)) if span else 0
+    return xs * 10**jitter if log else xs + jitter
+
+
+def _best_line(
+    ax: Any, xs: np.ndarray, pos: np.ndarray, means: np.ndarray, ok: np.ndarray, several: bool
+) -> None:
+    """The line through the best configuration at each value, its highest point labelled."""
+    best_x, best_y = [], []
+    for p in pos:
+        sel = ok & (xs == p)
+        if sel.any():
+            best_x.append(p)
+            best_y.append(means[sel].max())
+    if not best_x:
+        return
+    ax.plot(
+        best_x,
+        best_y,
+        "-",
+        color="tab:red" if several else "tab:blue",
+        lw=1.6,
+        label="best configuration at each value" if several else None,
+    )
+    i = int(np.argmax(best_y))
+    ax.annotate(
+        f"{best_y[i]:.2f}", (best_x[i], best_y[i]), xytext=(4, 4), textcoords="offset points", fontsize=8
+    )
+
+
+def _value_axis(ax: Any, distinct: list[Any], pos: np.ndarray, numeric: bool, log: bool) -> None:
+    """The x axis: log ticks written as numbers; a grid's few values one labelled tick each."""
+    if log:
+        # drawn values: ticks at 1, 2 and 5 of each decade, written as numbers (matplotlib's default
+        # labels every minor tick of a short log axis in scientific notation, one over the other)
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if not numeric or _spread_out(pos, log):
+        ax.set_xticks(pos)
+        ax.set_xticklabels(
+            [value_label(v) for v in distinct],
+            rotation=30 if not numeric else 0,
+            ha="right" if not numeric else "center",
+            fontsize=8,
+        )
+        ax.minorticks_off()
 
 
 def curve_bands(
