@@ -177,19 +177,61 @@ def _one_child(
 ) -> tuple[set[str], tuple[str, str, str | None] | None]:
     """One child for `units`. Returns (units finished, None) or (units finished, (reason, unit it
     died in, the file it was importing or None))."""
-    read_fd, write_fd = os.pipe()
-    out_path = Path(work) / "output.txt"
     job = {
         "interface": interface.name,
         "files": {k: str(Path(v).resolve()) for k, v in files.items()},
         "units": [u.name for u in units],
         "tests": sorted(tests),
         "seed": seed,
-        "fd": write_fd,
         "time_limit": limits.time_limit,
         "memory_bytes": limits.memory_mb << 20,
         "cpu_seconds_total": int(limits.time_limit * (len(units) + 1)) + 5,
     }
+    out_path = Path(work) / "output.txt"
+    proc, read_fd = _start_child(job, work, out_path)
+    events = _ChildEvents(limits.time_limit, results)
+    timed_out = False
+    clock = _Clock(proc.pid)
+    sel = selectors.DefaultSelector()
+    sel.register(read_fd, selectors.EVENT_READ)
+    buf = b""
+    try:
+        while True:
+            if clock.elapsed() > events.budget:
+                timed_out = events.unit is not None
+                break
+            if not sel.select(timeout=0.2):
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break  # the child closed the pipe: it ended
+            *lines, buf = (buf + chunk).split(b"\n")
+            for line in lines:
+                if events.read(line):
+                    clock.restart()  # a unit started: its own time limit
+    finally:
+        sel.close()
+        os.close(read_fd)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.output_tail = _tail(out_path)
+    finished, unit = events.finished, events.unit
+    if unit is None and all(u.name in finished for u in units):
+        return finished, None
+    if unit is None:  # died before its first unit started (cannot start Python, chainrule missing)
+        reason = (
+            _death_reason(proc.returncode, timed_out, limits) + ": " + (log.output_tail[-300:] or "no output")
+        )
+        return finished, (reason, units[len(finished)].name, None)
+    return finished, (_death_reason(proc.returncode, timed_out, limits), unit, events.importing)
+
+
+def _start_child(job: dict[str, object], work: str, out_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The child process running `job` in `work` (its output appended to `out_path`), and the read
+    end of the pipe it reports its events on."""
+    read_fd, write_fd = os.pipe()
     with open(out_path, "ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "chainrule.grade._child"],
@@ -204,74 +246,51 @@ def _one_child(
     os.close(write_fd)
     try:
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.write(json.dumps(dict(job, fd=write_fd)).encode())
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    finished: set[str] = set()
-    unit: str | None = None
-    importing: str | None = None
-    test_started = time.monotonic()
-    clock = _Clock(proc.pid)
-    budget = STARTUP_SECONDS  # python, numpy and chainrule start-up: trusted code, generous
-    timed_out = False
-    buf = b""
-    sel = selectors.DefaultSelector()
-    sel.register(read_fd, selectors.EVENT_READ)
-    try:
-        while True:
-            if clock.elapsed() > budget:
-                timed_out = unit is not None
-                break
-            if not sel.select(timeout=0.2):
-                continue
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break  # the child closed the pipe: it ended
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue  # not ours: the student wrote to the pipe
-                if "unit" in ev:
-                    if unit is not None:
-                        finished.add(unit)
-                    unit = ev["unit"]
-                    clock.restart()
-                    budget = limits.time_limit
-                elif "import" in ev:
-                    importing = ev["import"]
-                elif "imported" in ev:
-                    importing = None
-                elif "test" in ev:
-                    test_started = time.monotonic()
-                elif "result" in ev:
-                    results[ev["result"]] = Outcome(
-                        bool(ev["ok"]), str(ev.get("message", "")), time.monotonic() - test_started
-                    )
-                elif ev.get("done"):
-                    if unit is not None:
-                        finished.add(unit)
-                    unit = None
-                    budget = STARTUP_SECONDS  # exiting
-    finally:
-        sel.close()
-        os.close(read_fd)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.output_tail = _tail(out_path)
-    if unit is None and all(u.name in finished for u in units):
-        return finished, None
-    if unit is None:  # died before its first unit started (cannot start Python, chainrule missing)
-        reason = (
-            _death_reason(proc.returncode, timed_out, limits) + ": " + (log.output_tail[-300:] or "no output")
-        )
-        return finished, (reason, units[len(finished)].name, None)
-    return finished, (_death_reason(proc.returncode, timed_out, limits), unit, importing)
+    return proc, read_fd
+
+
+class _ChildEvents:
+    """What the child has said so far: the units finished, the one running (and the file it is
+    importing), the tests' outcomes (into `results`), and the seconds the child has now."""
+
+    def __init__(self, time_limit: float, results: dict[str, Outcome]) -> None:
+        self.time_limit, self.results = time_limit, results
+        self.finished: set[str] = set()
+        self.unit: str | None = None
+        self.importing: str | None = None
+        self.test_started = time.monotonic()
+        self.budget = STARTUP_SECONDS  # python, numpy and chainrule start-up: trusted code, generous
+
+    def read(self, line: bytes) -> bool:
+        """Take one line of the pipe; True when a unit started (its clock starts again)."""
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return False  # not ours: the student wrote to the pipe
+        if "unit" in ev:
+            if self.unit is not None:
+                self.finished.add(self.unit)
+            self.unit, self.budget = ev["unit"], self.time_limit
+            return True
+        if "import" in ev:
+            self.importing = ev["import"]
+        elif "imported" in ev:
+            self.importing = None
+        elif "test" in ev:
+            self.test_started = time.monotonic()
+        elif "result" in ev:
+            self.results[ev["result"]] = Outcome(
+                bool(ev["ok"]), str(ev.get("message", "")), time.monotonic() - self.test_started
+            )
+        elif ev.get("done"):
+            if self.unit is not None:
+                self.finished.add(self.unit)
+            self.unit, self.budget = None, STARTUP_SECONDS  # exiting
+        return False
 
 
 def _tail(path: Path, n: int = 2000) -> str:
