@@ -1,6 +1,6 @@
 """The Ray backend end to end on a local Ray: a 2-trial synthetic sweep (skipped without ray),
 started with a stale "current cluster" file and RAY_ADDRESS in place (issue 20, item 11); and how
-a refused connection to a cluster reads (a stand-in for Ray: no Ray needed)."""
+a refused connection to a cluster reads (a stand-in for Ray: no Ray needed); a TPE search on Ray."""
 
 from __future__ import annotations
 
@@ -68,6 +68,29 @@ def test_ray_backend_starts_a_fresh_local_ray_despite_a_stale_cluster_file(tmp_p
     # resuming a finished Ray sweep runs nothing (and starts no Ray)
     again = run_sweep(None, out, backend="ray", quiet=True, report=False)
     assert again.ran == 0 and again.counts["completed"] == 2 and not ray.is_initialized()
+
+
+def test_a_tpe_search_runs_on_ray(tmp_path, stale_ray_tmp):
+    """TPE asks and tells through the same loop on any pool: on a local Ray, two trials at a time."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    text = SPEC.replace('name = "ray-tiny"', 'name = "ray-tpe"').split("[grid]")[0]
+    text += '[random]\nlr = { log_uniform = [1e-3, 0.3] }\n[search]\nsampler = "tpe"\nn_trials = 3\n'
+    text += "n_startup_trials = 2\n"
+    out = tmp_path / "out"
+    try:
+        result = run_sweep(
+            parse_spec(text, "ray-tpe.toml"), out, workers=2, backend="ray", quiet=True, report=False
+        )
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert {k: v for k, v in result.counts.items() if v} == {"completed": 3} and result.ran == 3
+    with Store(out / "sweep.db", readonly=True) as store:
+        trials = store.trials()
+        (session,) = store.sessions()
+    assert session["backend"] == "ray"
+    assert len({t["params"]["lr"] for t in trials}) == 3 and all(t["val_acc"] is not None for t in trials)
 
 
 class _AuthenticationError(Exception):
