@@ -35,7 +35,7 @@ import numpy as np
 GOLDEN = Path(__file__).with_name("golden.json")
 
 # name -> the arguments of `chainrule` (the run folder / output folder is appended by `_run`). The torch
-# MLP cases pin fp32: `--precision auto` times a few steps and takes bf16 where it is faster, which
+# cases pin fp32: `--precision auto` times a few steps and takes bf16 where it is faster, which
 # depends on the machine and its load (the golden numbers are fp32's).
 CASES: dict[str, list[str]] = {
     "mnist-fast": ["train", "--recipe", "mnist-fast", "--steps", "60", "--eval-every", "30"],
@@ -49,7 +49,9 @@ CASES: dict[str, list[str]] = {
         "train", "--recipe", "mnist-fast", "--batch-norm", "--backend", "torch", "--steps", "40",
         "--precision", "fp32",
     ],
-    "cifar10-fastnet": ["train", "--recipe", "cifar10-fast", "--model", "fastnet-s", "--steps", "3"],
+    "cifar10-fastnet": [
+        "train", "--recipe", "cifar10-fast", "--model", "fastnet-s", "--steps", "3", "--precision", "fp32",
+    ],
     "sweep-demo": ["sweep", "demo", "--workers", "1"],
     "compare": ["compare", "--steps", "20", "--hidden-sizes", "64"],
 }  # fmt: skip
