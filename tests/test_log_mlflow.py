@@ -91,12 +91,12 @@ def test_run_params_metrics_artifacts_and_resume(store, tmp_path):
     assert exp.artifact_location.startswith((root / "mlartifacts").as_uri())  # beside the database
 
 
-def test_sweep_logs_a_parent_run_and_a_child_per_trial(store, tmp_path, capsys):
-    uri, _ = store
-    spec = tmp_path / "logged.toml"
+def logged_sweep(folder, uri: str, name: str, experiment: str):
+    """A two-trial sweep spec whose trials log to MLflow at `uri` (one parent run, a child per trial)."""
+    spec = folder / f"{name}.toml"
     spec.write_text(
         f"""
-name = "logged"
+name = "{name}"
 seeds = 1
 [base]
 dataset = "synthetic"
@@ -106,11 +106,17 @@ steps = 20
 eval_every = 10
 log = ["mlflow"]
 mlflow_uri = "{uri}"
-mlflow_experiment = "sweeps"
+mlflow_experiment = "{experiment}"
 [grid]
 lr = [0.01, 0.05]
 """
     )
+    return spec
+
+
+def test_sweep_logs_a_parent_run_and_a_child_per_trial(store, tmp_path, capsys):
+    uri, _ = store
+    spec = logged_sweep(tmp_path, uri, "logged", "sweeps")
     out = tmp_path / "out"
     rc = main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet", "--no-report"])
     assert rc == 0, capsys.readouterr().err
@@ -182,22 +188,7 @@ def test_a_sweep_stopped_by_a_full_disk_leaves_its_parent_failed_not_running(sto
             pass
 
     uri, _ = store
-    spec = tmp_path / "full.toml"
-    spec.write_text(
-        f"""
-name = "full"
-seeds = 1
-[base]
-dataset = "synthetic"
-hidden_sizes = [8]
-steps = 20
-log = ["mlflow"]
-mlflow_uri = "{uri}"
-mlflow_experiment = "full-disk"
-[grid]
-lr = [0.01, 0.05]
-"""
-    )
+    spec = logged_sweep(tmp_path, uri, "full", "full-disk")
     out = tmp_path / "out"
     POOLS["full-disk"] = FullDiskPool
     try:
