@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -70,6 +71,21 @@ def test_table_lists_runs_and_trials_with_the_differing_keys(runs_dir, capsys):
     assert re.search(r" 0\.05 ", lines[1]) and re.search(r" 0\.2 ", lines[2])
     assert all(line.split()[1] == "completed" for line in lines[1:])
     assert re.search(r"\d+\.\d\d%\s+\d+\.\d\d%\s+\d+\.\d s\s+\d{4}-\d\d-\d\d \d\d:\d\d$", lines[1])
+
+
+def test_folders_list_in_start_order_not_by_name(runs_dir, tmp_path, capsys):
+    """Two runs started within one second share their name's timestamp: the earlier start lists
+    first even where its name sorts after."""
+    import shutil
+
+    root = tmp_path / "runs"
+    late = shutil.copytree(next(runs_dir.glob("*-hi-lr")), root / "20260101-120000-a")
+    early = shutil.copytree(next(runs_dir.glob("*-synthetic")), root / "20260101-120000-b")
+    sweep = shutil.copytree(runs_dir / "tiny", root / "0-sweep")  # started last, sorts first by name
+    for ns, folder, first in ((1, early, "config.toml"), (2, late, "config.toml"), (3, sweep, "spec.toml")):
+        os.utime(folder / first, ns=(ns * 10**18 + 5, ns * 10**18 + 5))
+    names = [r["name"] for r in listed(capsys, root)]
+    assert names[:2] == ["synthetic", "hi-lr"] and all(n.startswith("0-sweep/") for n in names[2:])
 
 
 def test_json_has_the_run_fields_and_config(runs_dir, capsys):
@@ -137,7 +153,8 @@ def test_a_trial_takes_the_sweep_database_status(runs_dir, tmp_path, capsys):
 
 
 def test_compare_page_overlays_curves_and_diffs_configs(runs_dir, tmp_path, capsys):
-    folders = sorted(p for p in runs_dir.iterdir() if (p / "config.toml").is_file())
+    # in the order given: lr 0.05, then lr 0.2 (both folders may carry the same timestamp)
+    folders = [next(runs_dir.glob("*-synthetic")), next(runs_dir.glob("*-hi-lr"))]
     out = tmp_path / "page" / "cmp.html"
     rc, stdout, err = run_cli(["runs", "compare", *folders, "--out", out], capsys)
     assert rc == 0, err

@@ -150,6 +150,18 @@ def read_sweep(sweep_dir: Path) -> list[RunRecord]:
     return [read_run(on_disk[t], sweep=sweep_dir, db_status=statuses.get(t)) for t in order]
 
 
+def _start_order(folder: Path) -> tuple[int, str]:
+    """Folders in the order of the table's date column: when a run folder's config.toml (a sweep
+    folder's spec.toml) was written, to the nanosecond. The timestamp in a run folder's name has
+    whole seconds, so two runs started within one second would list alphabetically by it."""
+    for first in (layout.CONFIG, layout.SPEC):
+        try:
+            return (folder / first).stat().st_mtime_ns, folder.name
+        except OSError:
+            continue
+    return 0, folder.name
+
+
 def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
     """Every run under `paths`: a run folder is itself, a sweep folder its trials, any other folder
     the run and sweep folders directly inside it. A path given that holds no run is an error."""
@@ -164,7 +176,7 @@ def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
             found = [read_run(path)]
         else:
             found = []
-            for child in sorted(p for p in path.iterdir() if p.is_dir()):
+            for child in sorted((p for p in path.iterdir() if p.is_dir()), key=_start_order):
                 if layout.is_sweep_folder(child):
                     found += read_sweep(child)
                 elif layout.is_run_folder(child):
