@@ -82,8 +82,9 @@ def test_folders_list_in_start_order_not_by_name(runs_dir, tmp_path, capsys):
     late = shutil.copytree(next(runs_dir.glob("*-hi-lr")), root / "20260101-120000-a")
     early = shutil.copytree(next(runs_dir.glob("*-synthetic")), root / "20260101-120000-b")
     sweep = shutil.copytree(runs_dir / "tiny", root / "0-sweep")  # started last, sorts first by name
-    for ns, folder, first in ((1, early, "config.toml"), (2, late, "config.toml"), (3, sweep, "spec.toml")):
-        os.utime(folder / first, ns=(ns * 10**18 + 5, ns * 10**18 + 5))
+    trials = sorted((sweep / "trials").glob("*/config.toml"))
+    for ns, config in enumerate([early / "config.toml", late / "config.toml", *trials], start=1):
+        os.utime(config, ns=(ns * 10**18 + 5, ns * 10**18 + 5))
     names = [r["name"] for r in listed(capsys, root)]
     assert names[:2] == ["synthetic", "hi-lr"] and all(n.startswith("0-sweep/") for n in names[2:])
 

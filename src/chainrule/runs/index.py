@@ -150,16 +150,11 @@ def read_sweep(sweep_dir: Path) -> list[RunRecord]:
     return [read_run(on_disk[t], sweep=sweep_dir, db_status=statuses.get(t)) for t in order]
 
 
-def _start_order(folder: Path) -> tuple[int, str]:
-    """Folders in the order of the table's date column: when a run folder's config.toml (a sweep
-    folder's spec.toml) was written, to the nanosecond. The timestamp in a run folder's name has
-    whole seconds, so two runs started within one second would list alphabetically by it."""
-    for first in (layout.CONFIG, layout.SPEC):
-        try:
-            return (folder / first).stat().st_mtime_ns, folder.name
-        except OSError:
-            continue
-    return 0, folder.name
+def _started_first(group: list[RunRecord]) -> datetime:
+    """When a folder's first run started (the date column's value): folders inside a plain folder
+    list in that order. Their names' timestamps have whole seconds, and two runs started within
+    one second would list alphabetically by them."""
+    return min((r.started for r in group if r.started is not None), default=datetime.min)
 
 
 def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
@@ -175,12 +170,13 @@ def scan(paths: Sequence[str | Path]) -> list[RunRecord]:
         elif layout.is_run_folder(path):
             found = [read_run(path)]
         else:
-            found = []
-            for child in sorted((p for p in path.iterdir() if p.is_dir()), key=_start_order):
+            groups = []
+            for child in sorted(p for p in path.iterdir() if p.is_dir()):  # the name breaks ties
                 if layout.is_sweep_folder(child):
-                    found += read_sweep(child)
+                    groups.append(read_sweep(child))
                 elif layout.is_run_folder(child):
-                    found.append(read_run(child))
+                    groups.append([read_run(child)])
+            found = [r for group in sorted(groups, key=_started_first) for r in group]
         records += found
     return records
 
